@@ -1,0 +1,145 @@
+"""Runs and grids: train a model under one protocol, evaluate it under many, store the result.
+
+Two evaluation designs, named in every table:
+
+* ``per_rate``   — EMT-DLFR / TFR-Net / MITR: a model is trained *and* tested at each missing
+                   rate (``frame:P`` fixed masks), usually with 3 seeds;
+* ``train_once`` — LNLN / DAR / UMDF curves: one model per seed, tested at every rate / subset.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from tqdm import tqdm
+
+from .data import MSADataset, load_dataset
+from .missing import FRAME_RATES, SUBSETS
+from .models import build_model
+from .results import ResultsStore, RunSpec
+from .train import Trainer, TrainConfig, evaluate, resolve_device
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much compute a notebook spends: ``smoke`` (seconds, what nbval replays), ``book``
+    (what ``make book`` renders), ``paper`` (full split sizes and the papers' epochs)."""
+
+    name: str
+    size: float  # synthetic split-size factor (real data is always used whole)
+    epochs: int
+    patience: int
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", size=0.04, epochs=2, patience=2),
+    "book": Profile("book", size=0.5, epochs=12, patience=4),
+    "paper": Profile("paper", size=1.0, epochs=100, patience=10),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def frame_protocols(rates: Iterable[float] = FRAME_RATES) -> tuple[str, ...]:
+    return tuple(f"frame:{r:g}" for r in rates)
+
+
+def subset_protocols() -> tuple[str, ...]:
+    return tuple(f"modality:{s}" for s in SUBSETS)
+
+
+def per_rate_specs(model: str, dataset: str, rates: Iterable[float], seeds: Iterable[int], **common) -> list[RunSpec]:
+    """Per-rate design: one run per (rate, seed), trained and tested at that rate (fixed masks)."""
+    return [RunSpec(model=model, dataset=dataset, seed=s, train_protocol=f"frame:{r:g}",
+                    eval_protocols=(f"frame:{r:g}",), design="per_rate", **common)
+            for r in rates for s in seeds]
+
+
+def train_once_specs(model: str, dataset: str, seeds: Iterable[int], train_protocol: str,
+                     eval_protocols: Iterable[str], **common) -> list[RunSpec]:
+    """Train-once design: one run per seed, tested under every protocol in ``eval_protocols``."""
+    return [RunSpec(model=model, dataset=dataset, seed=s, train_protocol=train_protocol,
+                    eval_protocols=tuple(eval_protocols), design="train_once", **common) for s in seeds]
+
+
+def run_one(spec: RunSpec, dataset: MSADataset, device: str = "auto", progress: bool = True,
+            store: ResultsStore | None = None) -> dict:
+    """Train and evaluate one run; returns the record (and writes it when ``store`` is given)."""
+    train_cfg = TrainConfig.from_dict({**spec.train_config, "device": device, "progress": progress})
+    torch.manual_seed(spec.seed)  # model initialisation depends on the run's seed only
+    model = build_model(spec.model, dataset.dims, spec.model_config,
+                        n_classes=len(dataset.class_names) if dataset.task == "classification" else None)
+    t0 = time.perf_counter()
+    trainer = Trainer(model, dataset, train_cfg, train_protocol=spec.train_protocol, seed=spec.seed)
+    history = trainer.fit()
+    train_seconds = time.perf_counter() - t0
+    dev = resolve_device(device)
+    metrics = {}
+    for protocol in spec.eval_protocols:
+        m, outputs = evaluate(model, dataset, protocol, "test", mask_seed=train_cfg.mask_seed,
+                              batch_size=train_cfg.eval_batch_size, device=dev, return_outputs=True)
+        metrics[protocol] = m
+        if store is not None and protocol in spec.save_outputs:
+            split = dataset["test"]
+            target = split.labels if split.labels is not None else split.class_labels
+            store.save_arrays(spec, protocol, {**outputs, "target": target})
+    record = {
+        "metrics": metrics,
+        "valid": trainer.best_valid,
+        "best_epoch": trainer.best_epoch,
+        "history": history,
+        "train_seconds": round(train_seconds, 2),
+        "data_source": dataset.source,
+        "n_samples": {k: len(v) for k, v in dataset.splits.items()},
+        "torch": torch.__version__,
+    }
+    if store is not None:
+        store.save(spec, record)
+    return record
+
+
+def run_grid(specs: list[RunSpec], store: ResultsStore, device: str = "auto", progress: bool = True,
+             loader: Callable[[RunSpec], MSADataset] | None = None) -> list[dict]:
+    """Run every spec not already in ``store`` (finished runs are skipped, never recomputed)."""
+    loader = loader or load_for_spec
+    cache: dict[str, MSADataset] = {}
+    records = []
+    todo = [s for s in specs if not store.has(s)]
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="runs", disable=not progress)
+    for spec in specs:
+        if store.has(spec):
+            records.append(store.load(spec))
+            continue
+        data_key = f"{spec.dataset}|{sorted(spec.data_options.items())}"
+        if data_key not in cache:
+            cache.clear()  # hold one dataset in memory at a time
+            cache[data_key] = loader(spec)
+        run_one(spec, cache[data_key], device=device, progress=progress, store=store)
+        records.append(store.load(spec))
+        bar.update(1)
+    bar.close()
+    return records
+
+
+def load_for_spec(spec: RunSpec) -> MSADataset:
+    """Load the dataset a spec names: ``data_options`` may hold ``data_path``, ``size`` and ``seed``."""
+    opts = dict(spec.data_options)
+    return load_dataset(spec.dataset, data_path=opts.get("data_path"), size=opts.get("size", 1.0),
+                        seed=opts.get("seed", 0))
+
+
+def data_options(data_path: str | None, profile: Profile, seed: int = 0) -> dict:
+    """What identifies the data of a run: the file, or the synthetic preset's size and seed."""
+    if data_path:
+        return {"data_path": str(data_path)}
+    return {"size": profile.size, "seed": seed}
+
+
+__all__ = ["PROFILES", "Profile", "data_options", "frame_protocols", "get_profile", "load_for_spec",
+           "per_rate_specs", "run_grid", "run_one", "subset_protocols", "train_once_specs"]
