@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -228,9 +228,9 @@ class Trainer:
                 if self.protocol.per_batch or n_views > 1:
                     views = [mask_batch(batch, self.protocol, gen, tst) if self.protocol.per_batch else batch
                              for _ in range(n_views)]
-                    batch = views[0]
-                    if n_views > 1:
-                        batch.views = views
+                    # a fresh Batch carries the views (setting views[0].views = views would make the
+                    # batch contain itself, and Batch.to() would recurse forever)
+                    batch = views[0] if n_views == 1 else replace(views[0], views=views)
                 batch = batch.to(self.device)
                 terms = self._loss_terms(batch)
                 loss = self.total_loss(terms)

@@ -1,0 +1,89 @@
+"""Build the book: execute every notebook in ``_toc.yml`` with papermill, then ``jupyter-book build``.
+
+    python book/build.py --profile book            # what `make book` runs
+    python book/build.py --profile smoke --no-execute --out /tmp/b   # stored notebooks as they are
+
+Executed notebooks go to ``<out>/site/notebooks`` (the committed notebooks stay as stored, executed
+under the smoke profile for nbval). Runs are stored in ``<out>/results/<profile>`` and reused, so
+an interrupted build resumes. The HTML lands in ``<out>/site/_build/html``. Sphinx runs with
+warnings as errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def toc_files(toc: dict) -> list[str]:
+    """Every ``file:`` entry of a jupyter-book ``_toc.yml``, in order."""
+    found = [toc["root"]] if "root" in toc else []
+    for key in ("parts", "chapters", "sections"):
+        for entry in toc.get(key, []):
+            if "file" in entry:
+                found.append(entry["file"])
+            found.extend(f for f in toc_files(entry) if f not in found)
+    return found
+
+
+def stage_sources(site: Path) -> list[str]:
+    """Copy the book's sources into ``site``; return the notebooks the toc names."""
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, site / name)
+    shutil.copytree(ROOT / "book", site / "book", ignore=shutil.ignore_patterns("build.py", "__pycache__"))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [f for f in toc_files(toc) if f.startswith("notebooks/")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="book", choices=["smoke", "book", "paper"])
+    p.add_argument("--out", default=str(ROOT / "_build"))
+    p.add_argument("--no-execute", action="store_true", help="render the stored notebooks without re-running them")
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    site = out / "site"
+    notebooks = stage_sources(site)
+    (site / "notebooks").mkdir()
+    timings = {}
+    for nb in notebooks:
+        src, dst = ROOT / f"{nb}.ipynb", site / f"{nb}.ipynb"
+        t0 = time.perf_counter()
+        if args.no_execute:
+            shutil.copy2(src, dst)
+        else:
+            import papermill
+
+            print(f"[book] executing {nb} (profile {args.profile})", flush=True)
+            papermill.execute_notebook(
+                str(src), str(dst), kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False,
+                parameters={"profile": args.profile, "results_dir": str(out / "results" / args.profile)},
+            )
+        timings[nb] = round(time.perf_counter() - t0, 1)
+        print(f"[book] {nb}: {timings[nb]} s", flush=True)
+    t0 = time.perf_counter()
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb), "build", str(site), "--warningiserror", "--nitpick", "--keep-going"]
+    result = subprocess.run(cmd)
+    timings["jupyter-book build"] = round(time.perf_counter() - t0, 1)
+    (out / "timings.json").write_text(json.dumps({"profile": args.profile, **timings}, indent=1))
+    if result.returncode != 0:
+        print("[book] jupyter-book build failed", file=sys.stderr)
+        return result.returncode
+    print(f"[book] done: {site / '_build' / 'html' / 'index.html'}  timings: {timings}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

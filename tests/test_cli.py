@@ -1,0 +1,49 @@
+"""`python -m msa_lib`: sweeps outside notebooks, resumable, one clear line on bad input."""
+from __future__ import annotations
+
+import json
+
+from msa_lib.__main__ import main
+
+
+def test_cli_trains_per_rate_then_resumes(tmp_path, capsys):
+    args = ["train", "--model", "tfn", "--dataset", "synthetic:mosi", "--protocol", "frame:0.3", "--seeds", "1,2",
+            "--profile", "smoke", "--epochs", "1", "--results-dir", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    runs = sorted(tmp_path.glob("tfn/*.json"))
+    assert len(runs) == 2
+    specs = [json.loads(p.read_text())["spec"] for p in runs]
+    assert {s["seed"] for s in specs} == {1, 2}
+    assert all(s["design"] == "per_rate" and s["eval_protocols"] == ["frame:0.3"] for s in specs)
+    assert "frame:0.3" in first and "MAE" in first
+    mtimes = [p.stat().st_mtime_ns for p in runs]
+    assert main(args) == 0  # resumes: nothing recomputed, same table
+    assert [p.stat().st_mtime_ns for p in runs] == mtimes
+    assert capsys.readouterr().out == first
+
+
+def test_cli_train_once_with_eval_list(tmp_path):
+    args = ["train", "--model", "tfn", "--protocol", "complete", "--eval", "frame:0,modality:{l,a}", "--seeds", "3",
+            "--profile", "smoke", "--epochs", "1", "--results-dir", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    (run,) = tmp_path.glob("tfn/*.json")
+    record = json.loads(run.read_text())
+    assert set(record["metrics"]) == {"frame:0", "modality:la"}
+    assert record["spec"]["design"] == "train_once"
+
+
+def test_cli_bad_input_gives_one_clear_line(tmp_path, capsys):
+    assert main(["train", "--model", "tfn", "--model-config", '{"hidden": 3}', "--results-dir", str(tmp_path),
+                 "--profile", "smoke", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown tfn model config parameter(s) ['hidden']" in err[0]
+    assert main(["train", "--model", "nope", "--results-dir", str(tmp_path), "--no-progress"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["train", "--model", "tfn", "--data-path", str(tmp_path / "missing.pkl"), "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_summary(tmp_path, capsys):
+    assert main(["summary", "--results-dir", str(tmp_path)]) == 1
+    assert "no finished runs" in capsys.readouterr().out

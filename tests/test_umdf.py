@@ -1,0 +1,348 @@
+"""Tests for UMDF (msa_lib.models.umdf) and its losses (msa_lib.losses.mmd / js_divergence)."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from msa_lib.losses import js_divergence, mmd
+from msa_lib.models.base import Batch
+from msa_lib.models.umdf import UMDF, UMDFConfig, umdf_paper_config
+
+MODS = ("text", "audio", "vision")
+DIMS = {
+    "mosi": {"text": 768, "audio": 5, "vision": 20},
+    "mosei": {"text": 768, "audio": 74, "vision": 35},
+    "iemocap": {"text": 300, "audio": 74, "vision": 35},
+}
+N_CLASSES = {"mosi": None, "mosei": None, "iemocap": 4}
+SMALL = UMDFConfig(d=12, n_heads=2, n_layers=2, dropout=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    # Tiny tensors: one intra-op thread is fastest and avoids oversubscription when other test
+    # processes share the CPU. Restored afterwards for the rest of the session.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_batch(dims: dict[str, int], n_classes: int | None = None, B: int = 6, T: int = 8,
+               seed: int = 0, with_views: bool = True, p_drop: float = 0.3) -> Batch:
+    """Aligned post-padded batch; views are two independently frame-masked copies."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    lengths[0] = T
+    valid = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)
+    complete = {m: torch.randn(B, T, d, generator=g) * valid.unsqueeze(-1) for m, d in dims.items()}
+
+    def view() -> Batch:
+        keep = {m: valid & (torch.rand(B, T, generator=g) > p_drop) for m in MODS}
+        feats = {m: complete[m] * keep[m].unsqueeze(-1) for m in MODS}
+        return Batch(features=feats, lengths={m: lengths.clone() for m in MODS}, keep=keep)
+
+    labels = torch.randn(B, generator=g)
+    class_labels = torch.randint(0, 2, (B, n_classes), generator=g) if n_classes else None
+    views = [view(), view()] if with_views else None
+    return Batch(features=complete, lengths={m: lengths.clone() for m in MODS},
+                 keep={m: valid.clone() for m in MODS}, labels=labels, class_labels=class_labels,
+                 complete=complete, views=views)
+
+
+def task_loss(model: UMDF, pred: torch.Tensor, batch: Batch) -> torch.Tensor:
+    if model.n_classes is None:
+        return F.mse_loss(pred, batch.labels)
+    return F.cross_entropy(pred.reshape(-1, 2), batch.class_labels.reshape(-1))
+
+
+def grads(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", ["mosi", "mosei", "iemocap"])
+def test_shapes_through_every_module(dataset: str) -> None:
+    torch.manual_seed(0)
+    config, training = umdf_paper_config(dataset)
+    config = replace(config, n_layers=1, dropout=0.0)  # real d=40 and heads, one layer for speed
+    dims, n_classes = DIMS[dataset], N_CLASSES[dataset]
+    model = UMDF(dims, config, n_classes=n_classes)
+    B, T, d = 4, 6, config.d
+    batch = make_batch(dims, n_classes, B=B, T=T)
+
+    z, h = model.encode(batch.features, batch.lengths)
+    assert set(z) == set(MODS)
+    for m in MODS:
+        assert z[m].shape == (B, T, d)
+    assert h.shape == (B, T, 3 * d)
+    h_e = model.integrate(h, h, batch.lengths["text"])
+    assert h_e.shape == (B, T, 3 * d)
+
+    out = model(batch)
+    expected = (B,) if n_classes is None else (B, 4, 2)
+    assert out.prediction.shape == expected
+    assert out.representation.shape == (B, 3 * d)
+    assert set(out.losses) == {"fea", "logits"}
+    for v in out.losses.values():
+        assert v.dim() == 0 and torch.isfinite(v) and v >= 0
+    assert torch.isfinite(out.prediction).all()
+
+
+def test_paper_config_and_head_validation() -> None:
+    expected = {"mosi": (128, 1e-3, 100, 10), "mosei": (16, 1e-3, 30, 8), "iemocap": (32, 2e-3, 40, 10)}
+    for name, (bs, lr, ep, heads) in expected.items():
+        config, training = umdf_paper_config(name.upper())
+        assert training == {"batch_size": bs, "lr": lr, "epochs": ep}
+        assert (config.d, config.n_layers, config.n_heads) == (40, 4, heads)
+    with pytest.raises(ValueError, match="divide"):
+        UMDFConfig(d=40, n_heads=6)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        umdf_paper_config("sims")
+
+
+# ---------------------------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mmd_properties() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 5, generator=g)
+    assert mmd(x, x.clone()).item() <= 1e-6
+    same = torch.ones(8, 5)  # identical points: zero base bandwidth must not give NaN
+    value = mmd(same, same.clone())
+    assert torch.isfinite(value) and value.item() == 0.0
+    assert mmd(x, x + 1.0) < mmd(x, x + 3.0)
+    assert mmd(x, x + 1.0) > 1e-3
+    for seed in range(5):
+        a = torch.randn(7, 3, generator=g) * (seed + 1)
+        b = torch.randn(7, 3, generator=g) + seed
+        assert mmd(a, b).item() >= 0.0
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(4, 2\)"):
+        mmd(torch.randn(4, 3), torch.randn(4, 2))
+
+
+def test_mmd_gradient_is_finite_for_identical_points() -> None:
+    x = torch.ones(4, 3, requires_grad=True)
+    mmd(x, torch.ones(4, 3)).backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_js_properties() -> None:
+    g = torch.Generator().manual_seed(1)
+    p = torch.randn(6, 4, 2, generator=g)
+    q = torch.randn(6, 4, 2, generator=g)
+    assert torch.allclose(js_divergence(p, q), js_divergence(q, p), atol=1e-7)
+    assert js_divergence(p, p.clone()).abs().item() <= 1e-6
+    assert js_divergence(p, q).item() > 1e-4
+    extreme_p = torch.tensor([[1e4, -1e4]])
+    extreme_q = torch.tensor([[-1e4, 1e4]])
+    value = js_divergence(extreme_p, extreme_q)
+    assert torch.isfinite(value) and value.item() <= math.log(2.0) + 1e-6
+    assert value.item() > 0.69  # disjoint distributions reach the log 2 bound
+    with pytest.raises(ValueError, match=r"\(6, 4, 2\).*\(6, 2\)"):
+        js_divergence(p, torch.randn(6, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# ablation switches
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("switch, key", [("use_fea_distill", "fea"), ("use_logit_distill", "logits")])
+@pytest.mark.parametrize("dataset", ["mosi", "iemocap"])
+def test_distillation_switch_equals_zero_weight(switch: str, key: str, dataset: str) -> None:
+    dims, n_classes = DIMS[dataset], N_CLASSES[dataset]
+    other = "logits" if key == "fea" else "fea"
+    lam_other = 0.7
+    torch.manual_seed(0)
+    full = UMDF(dims, replace(SMALL, n_layers=1), n_classes=n_classes)
+    off = UMDF(dims, replace(SMALL, n_layers=1, **{switch: False}), n_classes=n_classes)
+    missing, unexpected = off.load_state_dict(full.state_dict(), strict=False)
+    assert not missing  # every parameter of the ablated model comes from the full one
+    batch = make_batch(dims, n_classes)
+
+    out_off = off(batch)
+    assert key not in out_off.losses and other in out_off.losses
+    (task_loss(off, out_off.prediction, batch) + lam_other * out_off.losses[other]).backward()
+    g_off = grads(off)
+
+    def full_grads(lam: float) -> dict[str, torch.Tensor]:
+        full.zero_grad(set_to_none=True)
+        out = full(batch)
+        assert set(out.losses) == {"fea", "logits"}
+        (task_loss(full, out.prediction, batch) + lam * out.losses[key] + lam_other * out.losses[other]).backward()
+        return grads(full)
+
+    g_zero = full_grads(0.0)
+    for name, g in g_off.items():
+        assert torch.allclose(g, g_zero[name], atol=1e-6, rtol=1e-5), name
+    for name in unexpected:  # parameters only the full model has get no gradient at weight 0
+        assert torch.count_nonzero(g_zero[name]) == 0, name
+    g_one = full_grads(1.0)  # ... and the term does contribute when weighted
+    assert any(not torch.allclose(g, g_one[n], atol=1e-6, rtol=1e-5) for n, g in g_off.items())
+
+
+def _mha_key_lengths(model: UMDF, batch: Batch) -> set[int]:
+    seen: set[int] = set()
+    hooks = [mod.register_forward_hook(lambda _m, args, _o: seen.add(int(args[1].shape[1])))
+             for mod in model.mcim.layers.modules() if isinstance(mod, nn.MultiheadAttention)]
+    with torch.no_grad():
+        model(batch)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+def test_self_attention_ablation_changes_computation() -> None:
+    dims = DIMS["mosi"]
+    torch.manual_seed(0)
+    cross = UMDF(dims, SMALL).eval()
+    selfm = UMDF(dims, replace(SMALL, mcim="self")).eval()
+    selfm.load_state_dict(cross.state_dict())  # same weights, different wiring
+    T = 8
+    batch = make_batch(dims, T=T, with_views=False)
+    assert _mha_key_lengths(cross, batch) == {3 * T, 2 * T}
+    assert _mha_key_lengths(selfm, batch) == {T}
+    with torch.no_grad():
+        assert not torch.allclose(cross(batch).prediction, selfm(batch).prediction, atol=1e-5)
+
+
+def test_dfim_ablation_has_no_dfim_and_changes_output() -> None:
+    dims = DIMS["mosi"]
+    torch.manual_seed(0)
+    with_dfim = UMDF(dims, SMALL).eval()
+    no_dfim = UMDF(dims, replace(SMALL, dfim=False)).eval()
+    assert "dfim" in dict(with_dfim.named_children())
+    assert "dfim" not in dict(no_dfim.named_children())
+    assert not any(n.startswith("dfim.") for n, _ in no_dfim.named_parameters())
+    assert no_dfim.concat_proj.in_features == 6 * SMALL.d and no_dfim.concat_proj.out_features == 3 * SMALL.d
+    no_dfim.load_state_dict(with_dfim.state_dict(), strict=False)  # share everything but DFIM
+    batch = make_batch(dims, with_views=False)
+    with torch.no_grad():
+        assert not torch.allclose(with_dfim(batch).prediction, no_dfim(batch).prediction, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# inference, masking, alignment, determinism
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", ["mosi", "iemocap"])
+def test_inference_clones_the_sample(dataset: str) -> None:
+    dims, n_classes = DIMS[dataset], N_CLASSES[dataset]
+    torch.manual_seed(0)
+    model = UMDF(dims, replace(SMALL, dropout=0.1), n_classes=n_classes).eval()
+    batch = make_batch(dims, n_classes, with_views=False)
+    single = Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep)
+    twin = Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep, views=[single, single])
+    with torch.no_grad():
+        out = model(batch)
+        out_twin = model(twin)
+    assert out.losses == {}
+    assert set(out_twin.losses) == {"fea", "logits"}
+    assert torch.allclose(out.prediction, out_twin.prediction, atol=1e-6)
+    assert torch.allclose(out.representation, out_twin.representation, atol=1e-6)
+    assert out_twin.losses["fea"].item() <= 1e-6 and out_twin.losses["logits"].item() <= 1e-6
+
+
+def test_padding_content_is_ignored_and_missing_modality_changes_output() -> None:
+    dims = DIMS["mosi"]
+    torch.manual_seed(0)
+    model = UMDF(dims, SMALL).eval()
+    batch = make_batch(dims, with_views=False)
+    T = batch.features["text"].shape[1]
+    pad = torch.arange(T).unsqueeze(0) >= batch.lengths["text"].unsqueeze(1)
+    assert pad.any()
+    noisy = {m: x + 5.0 * torch.randn_like(x) * pad.unsqueeze(-1) for m, x in batch.features.items()}
+    with torch.no_grad():
+        ref = model(batch).prediction
+        assert torch.allclose(ref, model(replace(batch, features=noisy)).prediction, atol=1e-5)
+        # a whole modality missing (zeros, length 0) must not produce NaN (lengths clamped to >= 1)
+        gone = dict(batch.features, audio=torch.zeros_like(batch.features["audio"]))
+        lengths = dict(batch.lengths, audio=torch.zeros_like(batch.lengths["audio"]))
+        out = model(replace(batch, features=gone, lengths=lengths))
+    assert torch.isfinite(out.prediction).all()
+    assert not torch.allclose(out.prediction, ref)
+
+
+def test_post_padding_matches_the_unpadded_sample() -> None:
+    # A post-padded sample must give the same output as the same sample cut to its length: this
+    # checks every padding mask (attention keys, DFIM softmax) and the "last valid element".
+    dims = DIMS["iemocap"]
+    torch.manual_seed(0)
+    model = UMDF(dims, SMALL, n_classes=4).eval()
+    batch = make_batch(dims, 4, with_views=False)
+    lengths = batch.lengths["text"]
+    i = int(torch.argmin(lengths))
+    n = int(lengths[i])
+    assert n < batch.features["text"].shape[1]
+    cut = Batch(features={m: x[i:i + 1, :n] for m, x in batch.features.items()},
+                lengths={m: v[i:i + 1] for m, v in batch.lengths.items()},
+                keep={m: v[i:i + 1, :n] for m, v in batch.keep.items()})
+    with torch.no_grad():
+        full = model(batch)
+        alone = model(cut)
+    assert torch.allclose(full.prediction[i], alone.prediction[0], atol=1e-5)
+    assert torch.allclose(full.representation[i], alone.representation[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("mcim", ["crossmodal", "self"])
+@pytest.mark.parametrize("gone", ["text", "audio"])
+def test_zero_length_modality_gives_finite_output(mcim: str, gone: str) -> None:
+    # lengths are clamped to >= 1, so no attention row ever sees only masked keys
+    dims = DIMS["mosi"]
+    torch.manual_seed(0)
+    model = UMDF(dims, replace(SMALL, mcim=mcim)).train()
+    batch = make_batch(dims)
+    views = [replace(v, features=dict(v.features, **{gone: torch.zeros_like(v.features[gone])}),
+                     lengths=dict(v.lengths, **{gone: torch.zeros_like(v.lengths[gone])}))
+             for v in batch.views]
+    out = model(replace(batch, views=views))
+    assert torch.isfinite(out.prediction).all()
+    assert all(torch.isfinite(v) for v in out.losses.values())
+    (out.prediction.sum() + sum(out.losses.values())).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_unaligned_input_raises_clear_error() -> None:
+    torch.manual_seed(0)
+    model = UMDF(DIMS["mosi"], SMALL)
+    batch = make_batch(DIMS["mosi"], with_views=False)
+    feats = dict(batch.features, audio=torch.randn(6, 11, 5), vision=torch.randn(6, 13, 20))
+    with pytest.raises(ValueError, match="UMDF needs aligned sequences.*text T=8, audio T=11, vision T=13"):
+        model(replace(batch, features=feats))
+
+
+def test_same_seed_gives_identical_outputs_and_grads() -> None:
+    dims, n_classes = DIMS["iemocap"], N_CLASSES["iemocap"]
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        def run() -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+            torch.manual_seed(123)
+            model = UMDF(dims, replace(SMALL, dropout=0.1), n_classes=n_classes).train()
+            batch = make_batch(dims, n_classes)
+            out = model(batch)
+            total = task_loss(model, out.prediction, batch) + out.losses["fea"] + out.losses["logits"]
+            total.backward()
+            return out.prediction.detach(), {k: v.detach() for k, v in out.losses.items()}, grads(model)
+
+        pred1, loss1, g1 = run()
+        pred2, loss2, g2 = run()
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert torch.equal(pred1, pred2)
+    assert all(torch.equal(loss1[k], loss2[k]) for k in loss1)
+    assert g1.keys() == g2.keys() and all(torch.equal(g1[k], g2[k]) for k in g1)
+    assert any(torch.count_nonzero(g) > 0 for g in g1.values())
