@@ -76,8 +76,10 @@ def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> T
     def kernel(d2: Tensor) -> Tensor:
         return sum(torch.exp(-d2 / bw) for bw in bandwidths)  # type: ignore[return-value]
 
-    # UMDF Eq. 2 (biased V-statistic of Eq. 1) ; UMDF Eq. 3 averages it over the mini-batch,
-    # which is exactly what the kernel means below do.
+    # UMDF Eq. 1: D_H(p, q) = ||E_p[phi(S_a)] - E_q[phi(S_b)]||_H^2, with k = <phi, phi> the kernel.
+    # UMDF Eq. 2: its mini-batch estimate ||mean phi(x) - mean phi(y)||^2, expanded with k (the
+    # biased V-statistic). UMDF Eq. 3: L_fea averages over the n samples of the mini-batch, which
+    # is what the kernel means below already do.
     value = kernel(d_xx).mean() + kernel(d_yy).mean() - 2.0 * kernel(d_xy).mean()
     return value.clamp_min(0.0)
 

@@ -193,6 +193,21 @@ def test_distillation_switch_equals_zero_weight(switch: str, key: str, dataset: 
     assert any(not torch.allclose(g, g_one[n], atol=1e-6, rtol=1e-5) for n, g in g_off.items())
 
 
+def test_logit_head_is_separate_or_shared() -> None:
+    dims = DIMS["mosi"]
+    torch.manual_seed(0)
+    batch = make_batch(dims)
+    own = UMDF(dims, SMALL)
+    own(batch).losses["logits"].backward()
+    assert torch.count_nonzero(own.logit_head.weight.grad) > 0  # f_y trained by L_logits
+    assert all(p.grad is None for p in own.head.parameters())  # task head untouched by L_logits
+    shared = UMDF(dims, replace(SMALL, share_logit_head=True))
+    assert "logit_head" not in dict(shared.named_children())
+    shared(batch).losses["logits"].backward()
+    assert torch.count_nonzero(shared.head[-1].weight.grad) > 0
+    assert "logit_head" not in dict(UMDF(dims, replace(SMALL, use_logit_distill=False)).named_children())
+
+
 def _mha_key_lengths(model: UMDF, batch: Batch) -> set[int]:
     seen: set[int] = set()
     hooks = [mod.register_forward_hook(lambda _m, args, _o: seen.add(int(args[1].shape[1])))
