@@ -14,7 +14,8 @@ Protocol specs (strings, used in configs, result keys and table headers):
                              per-modality seed and kept for every epoch (EMT-DLFR / TFR-Net code);
 ``frame:P:resample``         a fresh mask for every training batch (UMDF, MITR student).
 ``modality:la``              inter-modality: only the listed modalities (l, a, v) are available,
-                             the others are zeroed. ``modality:lav`` is complete.
+                             the others are zeroed entirely (padding included: the whole
+                             modality is absent). ``modality:lav`` is complete.
 ``erasure:R``                LNLN/DAR evaluation: one fixed erasure rate R with a seeded mask.
 ``erasure:R:random``         LNLN/DAR training: each sample and modality gets its own rate
                              r ~ U(0, R), and for half of the samples (independently per modality)
@@ -38,6 +39,9 @@ from .models.base import Batch
 UNK_ID = 100
 SUBSETS: tuple[str, ...] = ("l", "a", "v", "la", "lv", "av", "lav")
 FRAME_RATES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+VALID_FORMS = ("valid forms: complete, frame:P, frame:P:resample, modality:<subset of l,a,v>, "
+               "erasure:R, erasure:R:random, mixed, mixed:P")
 
 Kind = Literal["complete", "frame", "modality", "erasure", "mixed"]
 
@@ -81,8 +85,6 @@ def parse_protocol(spec: str) -> Protocol:
         return spec
     s = str(spec).strip().lower().replace(" ", "")
     parts = s.split(":")
-    help_ = ("valid forms: complete, frame:P, frame:P:resample, modality:<subset of l,a,v>, "
-             "erasure:R, erasure:R:random, mixed, mixed:P")
     try:
         if s == "complete":
             return Protocol("complete")
@@ -104,14 +106,15 @@ def parse_protocol(spec: str) -> Protocol:
                 return Protocol("frame", rate=rate, resample=flag == "resample")
             if parts[0] == "erasure" and flag in ("", "random"):
                 return Protocol("erasure", rate=rate, random=flag == "random")
-    except ValueError:
-        pass
-    raise ValueError(f"unknown missing-data protocol {spec!r}; {help_}")
+    except ValueError as exc:
+        if "rate must lie" in str(exc):
+            raise
+    raise ValueError(f"unknown missing-data protocol {spec!r}; {VALID_FORMS}")
 
 
 def _check_rate(rate: float, spec: str) -> None:
     if not (0.0 <= rate <= 1.0):
-        raise ValueError(f"protocol {spec!r}: rate must lie in [0, 1], got {rate}")
+        raise ValueError(f"protocol {spec!r}: rate must lie in [0, 1], got {rate}; {VALID_FORMS}")
 
 
 def stable_seed(*parts: object) -> int:
@@ -195,7 +198,8 @@ def apply_keep(x: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor) -> torc
 
 
 def mask_text_ids(ids: torch.Tensor, keep: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Replace dropped text tokens by [UNK]; [CLS]/[SEP] stay (``ids`` is (N, T) token ids)."""
+    """Replace dropped text tokens by [UNK]; [CLS]/[SEP] always stay, so the ids stay valid BERT
+    input even when the whole text modality is missing (``ids`` is (N, T) token ids)."""
     t = ids.shape[1]
     dropped = valid_mask(lengths, t) & ~keep & ~special_token_mask(lengths, t)
     return ids.masked_fill(dropped, UNK_ID)

@@ -61,6 +61,10 @@ class RunSpec:
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def __hash__(self) -> int:
+        # the generated frozen-dataclass hash fails on the dict fields; equal specs share a key
+        return hash(self.key)
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:

@@ -65,6 +65,13 @@ def test_key_is_stable_for_equal_specs():
     assert spec().key == RunSpec(**spec().to_dict() | {"eval_protocols": ("complete",)}).key
 
 
+def test_specs_are_hashable_and_equal_by_content():
+    a, b = spec(train_protocol="modality:{l,a}"), spec(train_protocol="modality:la")
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, spec(seed=1)}) == 2
+    assert {a: 1}[b] == 1
+
+
 @pytest.mark.parametrize("change", [
     {"seed": 1},
     {"model": "umdf"},

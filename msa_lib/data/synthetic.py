@@ -12,7 +12,8 @@ Generative process (documented in ``book/data.md``), per sample i:
 4. Frames: a random subset of each sample's valid frames is *salient*; salient frames carry
    A_m [a_m c_i ; a_m p_im]; every frame carries per-frame nuisance B_m u_it plus Gaussian noise.
    Dropping frames therefore removes information, and dropping a whole modality more so.
-   Text has the largest signal weight a_m and the least evidence noise, audio and vision less.
+   Text has the least evidence noise (and, with 768 dimensions, the most redundant view of the
+   factors), so it carries the most signal; audio and vision carry less.
 
 Noise levels are set so that complete-modality Acc-2 sits well below 100 % (tests check this
 with a ridge probe). Everything is drawn from ``numpy.random.default_rng`` seeded streams: the
@@ -57,7 +58,9 @@ PRESETS: dict[str, Preset] = {
 }
 
 # Modality-specific generative constants: signal weight on salient frames and the std of the
-# modality's private evidence noise. Text carries the most signal, vision the least.
+# modality's private evidence noise. The evidence noise is what ranks the modalities: text
+# carries the most sentiment information, vision and audio less (a ridge probe on the MOSI preset
+# reaches Acc-2 ≈ 0.83 with text alone, ≈ 0.6-0.7 with audio or vision alone).
 SIGNAL = {"text": 0.8, "audio": 1.0, "vision": 0.8}
 EVIDENCE_NOISE = {"text": 0.6, "audio": 1.2, "vision": 1.4}
 LATENT = 8  # dimension of the shared and of each private factor

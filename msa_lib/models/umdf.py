@@ -386,7 +386,12 @@ class UMDF(MSAModel):
 
     def f_y(self, h: Tensor) -> Tensor:
         """f_y of UMDF Eq. 5-6 on the last elements h_k (B, 3d) -> (B,) or (B, C, 2)."""
-        head = self.head if self.config.share_logit_head else self.logit_head
+        if self.config.share_logit_head:
+            head = self.head  # note: the head's dropout then also acts on f_y during training
+        elif hasattr(self, "logit_head"):
+            head = self.logit_head
+        else:
+            raise RuntimeError("UMDF.f_y: no logits head (use_logit_distill=False and share_logit_head=False)")
         return self._shape_logits(head(h))
 
     def encode(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
