@@ -93,9 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     from .experiments import run_grid  # heavy imports only when training
 
     profile = get_profile(args.profile)
-    train_cfg = {"epochs": args.epochs or profile.epochs, "patience": profile.patience, **args.train_config}
+    train_cfg = {"epochs": args.epochs or profile.epochs_or(20), "patience": profile.patience, **args.train_config}
     common = dict(model_config=args.model_config, train_config=train_cfg,
-                  data_options=data_options(args.data_path, profile))
+                  data_options=data_options(args.dataset, args.data_path, profile))
     if args.eval:
         specs = train_once_specs(args.model, args.dataset, args.seeds, args.protocol, args.eval, **common)
     else:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import torch
 from tqdm import tqdm
 
-from .data import MSADataset, load_dataset
+from .data import PRESETS, MSADataset, load_dataset
 from .missing import FRAME_RATES, SUBSETS
 from .models import build_model
 from .results import ResultsStore, RunSpec
@@ -25,18 +25,37 @@ from .train import Trainer, TrainConfig, evaluate, resolve_device
 @dataclass(frozen=True)
 class Profile:
     """How much compute a notebook spends: ``smoke`` (seconds, what nbval replays), ``book``
-    (what ``make book`` renders), ``paper`` (full split sizes and the papers' epochs)."""
+    (what ``make book`` renders), ``paper`` (full split sizes and the papers' epochs).
+
+    ``train_samples`` sets the synthetic split sizes (the real ratios kept; real data is always
+    used whole); ``epochs=None`` means the paper's own epoch count; ``seeds`` is the default seed
+    list of a notebook whose ``seeds`` parameter is left empty.
+    """
 
     name: str
-    size: float  # synthetic split-size factor (real data is always used whole)
-    epochs: int
+    train_samples: int | None
+    epochs: int | None
     patience: int
+    seeds: str
+
+    def size_for(self, dataset: str) -> float:
+        """Synthetic size factor giving about ``train_samples`` training samples."""
+        if self.train_samples is None:
+            return 1.0
+        preset = dataset.partition(":")[2]
+        if preset not in PRESETS:
+            raise ValueError(f"dataset {dataset!r} is not a synthetic preset; choose one of "
+                             f"{['synthetic:' + p for p in PRESETS]}")
+        return min(1.0, self.train_samples / PRESETS[preset].split_sizes[0])
+
+    def epochs_or(self, paper_epochs: int) -> int:
+        return paper_epochs if self.epochs is None else self.epochs
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", size=0.04, epochs=2, patience=2),
-    "book": Profile("book", size=0.5, epochs=12, patience=4),
-    "paper": Profile("paper", size=1.0, epochs=100, patience=10),
+    "smoke": Profile("smoke", train_samples=48, epochs=2, patience=2, seeds="1,2"),
+    "book": Profile("book", train_samples=320, epochs=10, patience=4, seeds="1,2"),
+    "paper": Profile("paper", train_samples=None, epochs=None, patience=10, seeds="1,2,3,4,5"),
 }
 
 
@@ -66,6 +85,47 @@ def train_once_specs(model: str, dataset: str, seeds: Iterable[int], train_proto
     """Train-once design: one run per seed, tested under every protocol in ``eval_protocols``."""
     return [RunSpec(model=model, dataset=dataset, seed=s, train_protocol=train_protocol,
                     eval_protocols=tuple(eval_protocols), design="train_once", **common) for s in seeds]
+
+
+#: Everything a UMDF chapter evaluates: complete, frame rates 0.0-1.0, the seven subsets, and the
+#: Fig. 6 condition (language only, p = 0.5), whose representations are stored for t-SNE / UMAP.
+UMDF_EVALS: tuple[str, ...] = ("complete",) + frame_protocols() + subset_protocols() + ("modality:l+frame:0.5",)
+UMDF_TSNE_PROTOCOL = "modality:l+frame:0.5"
+#: Table 3 / Fig. 5 ablations as config switches.
+UMDF_VARIANTS: dict[str, dict] = {
+    "UMDF": {},
+    "UMDF w/o L_fea": {"use_fea_distill": False},
+    "UMDF w/o L_logits": {"use_logit_distill": False},
+    "UMDF w/o MCIM": {"mcim": "self"},
+    "UMDF w/o DFIM": {"dfim": False},
+}
+
+
+def umdf_specs(dataset: str, data_path: str | None, profile: Profile, seeds: Iterable[int],
+               variants: Iterable[str] = ("UMDF",), with_tfn: bool = True) -> list[RunSpec]:
+    """The UMDF chapter's runs on one dataset. Every UMDF notebook builds its specs here, so the
+    same run (same key) is shared by the notebooks through the results store.
+
+    UMDF variants train once on the ``mixed`` protocol (two heterogeneous missing versions per
+    sample, drawn from frame- and modality-level missingness); TFN, the complete-modality contrast,
+    trains on complete data. Both are tested under :data:`UMDF_EVALS`.
+    """
+    from .models.umdf import umdf_setup
+
+    name = dataset.partition(":")[2] or dataset
+    opts = data_options(dataset, data_path, profile)
+    seeds = list(seeds)
+    specs = []
+    for variant in variants:
+        model_cfg, train_cfg = umdf_setup(name, profile.name, profile.epochs, profile.patience)
+        specs += train_once_specs("umdf", dataset, seeds, "mixed", UMDF_EVALS, label=variant,
+                                  model_config={**model_cfg, **UMDF_VARIANTS[variant]}, train_config=train_cfg,
+                                  data_options=opts, save_outputs=(UMDF_TSNE_PROTOCOL,))
+    if with_tfn:
+        specs += train_once_specs("tfn", dataset, seeds, "complete", UMDF_EVALS, label="TFN (complete-trained)",
+                                  train_config={"epochs": profile.epochs_or(20), "patience": profile.patience},
+                                  data_options=opts, save_outputs=(UMDF_TSNE_PROTOCOL,))
+    return specs
 
 
 def run_one(spec: RunSpec, dataset: MSADataset, device: str = "auto", progress: bool = True,
@@ -129,16 +189,15 @@ def run_grid(specs: list[RunSpec], store: ResultsStore, device: str = "auto", pr
 
 def load_for_spec(spec: RunSpec) -> MSADataset:
     """Load the dataset a spec names: ``data_options`` may hold ``data_path``, ``size`` and ``seed``."""
-    opts = dict(spec.data_options)
-    return load_dataset(spec.dataset, data_path=opts.get("data_path"), size=opts.get("size", 1.0),
-                        seed=opts.get("seed", 0))
+    return load_dataset(spec.dataset, **spec.data_options)
 
 
-def data_options(data_path: str | None, profile: Profile, seed: int = 0) -> dict:
-    """What identifies the data of a run: the file, or the synthetic preset's size and seed."""
+def data_options(dataset: str, data_path: str | None, profile: Profile, seed: int = 0) -> dict:
+    """What identifies the data of a run: the file, or the synthetic preset's size and seed.
+    ``load_dataset(dataset, **data_options(...))`` loads it."""
     if data_path:
         return {"data_path": str(data_path)}
-    return {"size": profile.size, "seed": seed}
+    return {"size": round(profile.size_for(dataset), 6), "seed": seed}
 
 
 __all__ = ["PROFILES", "Profile", "data_options", "frame_protocols", "get_profile", "load_for_spec",

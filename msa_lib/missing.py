@@ -16,6 +16,8 @@ Protocol specs (strings, used in configs, result keys and table headers):
 ``modality:la``              inter-modality: only the listed modalities (l, a, v) are available,
                              the others are zeroed entirely (padding included: the whole
                              modality is absent). ``modality:lav`` is complete.
+``modality:l+frame:0.5``     both at once: only the listed modalities, and within them each valid
+                             frame dropped with probability 0.5 (UMDF Fig. 6: language only, p = 0.5).
 ``erasure:R``                LNLN/DAR evaluation: one fixed erasure rate R with a seeded mask.
 ``erasure:R:random``         LNLN/DAR training: each sample and modality gets its own rate
                              r ~ U(0, R), and for half of the samples (independently per modality)
@@ -40,7 +42,7 @@ UNK_ID = 100
 SUBSETS: tuple[str, ...] = ("l", "a", "v", "la", "lv", "av", "lav")
 FRAME_RATES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
-VALID_FORMS = ("valid forms: complete, frame:P, frame:P:resample, modality:<subset of l,a,v>, "
+VALID_FORMS = ("valid forms: complete, frame:P, frame:P:resample, modality:<subset of l,a,v>[+frame:P], "
                "erasure:R, erasure:R:random, mixed, mixed:P")
 
 Kind = Literal["complete", "frame", "modality", "erasure", "mixed"]
@@ -60,7 +62,7 @@ class Protocol:
         if self.kind == "complete":
             return "complete"
         if self.kind == "modality":
-            return f"modality:{self.subset}"
+            return f"modality:{self.subset}" + (f"+frame:{self.rate:g}" if self.rate else "")
         if self.kind == "mixed":
             return f"mixed:{self.rate:g}"
         suffix = ":resample" if self.resample else (":random" if self.random else "")
@@ -75,7 +77,7 @@ class Protocol:
     def label(self) -> str:
         """Human label for tables: {l,a} for subsets, the spec otherwise."""
         if self.kind == "modality":
-            return "{" + ",".join(self.subset) + "}"
+            return "{" + ",".join(self.subset) + "}" + (f", p={self.rate:g}" if self.rate else "")
         return self.spec
 
 
@@ -88,12 +90,20 @@ def parse_protocol(spec: str) -> Protocol:
     try:
         if s == "complete":
             return Protocol("complete")
-        if parts[0] == "modality" and len(parts) == 2:
+        if parts[0] == "modality" and len(parts) in (2, 3):
+            rate = 0.0
+            if len(parts) == 3:  # modality:<subset>+frame:<p>
+                head, _, kind = parts[1].partition("+")
+                if kind != "frame":
+                    raise ValueError
+                rate = float(parts[2])
+                _check_rate(rate, spec)
+                parts[1] = head
             letters = parts[1].strip("{}").replace(",", "")
             if not letters or set(letters) - set("lav") or len(set(letters)) != len(letters):
                 raise ValueError
             subset = "".join(c for c in "lav" if c in letters)
-            return Protocol("modality", subset=subset)
+            return Protocol("modality", rate=rate, subset=subset)
         if parts[0] == "mixed" and len(parts) <= 2:
             rate = float(parts[1]) if len(parts) == 2 else 0.9
             _check_rate(rate, spec)
@@ -169,12 +179,14 @@ def protocol_masks(
     valid = {m: valid_mask(lengths[m], seq_lens[m]) for m in MODALITIES}
     if protocol.kind == "complete":
         return valid
-    if protocol.kind == "modality":
-        present = {SHORT_NAMES[c] for c in protocol.subset}
-        return {m: valid[m] if m in present else torch.zeros_like(valid[m]) for m in MODALITIES}
     protect = {m: None for m in MODALITIES}
     if text_special_tokens:
         protect["text"] = special_token_mask(lengths["text"], seq_lens["text"])
+    if protocol.kind == "modality":
+        present = {SHORT_NAMES[c] for c in protocol.subset}
+        rate = torch.full((n,), float(protocol.rate))
+        return {m: (draw_keep(valid[m], rate, generators[m], protect[m]) if protocol.rate else valid[m])
+                if m in present else torch.zeros_like(valid[m]) for m in MODALITIES}
     if protocol.kind == "mixed":
         g = generators["text"]
         use_frames = torch.rand(n, generator=g) < 0.5

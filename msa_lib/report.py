@@ -47,6 +47,16 @@ def open_store(results_dir: str = "") -> ResultsStore:
     return ResultsStore(results_dir or tempfile.mkdtemp(prefix="msa-results-"))
 
 
+def dataset_paths(dataset: str, data_path: str = "") -> list[tuple[str, str | None]]:
+    """Pair a comma-separated ``dataset`` list with a comma-separated ``data_path`` list."""
+    names = [d.strip() for d in dataset.split(",") if d.strip()]
+    paths = [p.strip() for p in data_path.split(",")] if data_path else [""] * len(names)
+    if len(paths) != len(names):
+        raise ValueError(f"data_path lists {len(paths)} files for {len(names)} datasets ({names}); "
+                         "give one path per dataset, comma-separated, or none for the synthetic default")
+    return [(n, p or None) for n, p in zip(names, paths)]
+
+
 def data_caption(data: MSADataset) -> str:
     """One sentence naming the data a table or figure was computed on."""
     sizes = "/".join(str(len(data[s])) for s in ("train", "valid", "test"))
@@ -72,6 +82,40 @@ def cells(summary: pd.DataFrame, decimals: int = 2) -> pd.Series:
     f = summary["metric"].map(metric_scale)
     return pd.Series([f"{m * k:.{decimals}f} ± {s * k:.{decimals}f}"
                       for m, s, k in zip(summary["mean"], summary["std"], f)], index=summary.index)
+
+
+#: UMDF Tables 1-3 column order: six missing conditions, their average, then complete.
+CONDITIONS: tuple[str, ...] = ("{l}", "{a}", "{v}", "{l,a}", "{l,v}", "{a,v}", "Avg", "{l,a,v}")
+MISSING_CONDITIONS = CONDITIONS[:6]
+
+
+def per_condition(tidy_df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (variant, seed) values of ``metric`` under each modality subset, plus "Avg" = the mean of
+    the six missing-modality conditions for that seed (as the UMDF tables define it)."""
+    d = tidy_df[(tidy_df["metric"] == metric) & tidy_df["protocol"].str.match(r"^modality:[lav]+$")].copy()
+    d["condition"] = d["protocol"].map(lambda p: parse_protocol(p).label)
+    wide = d.pivot_table(index=["variant", "seed"], columns="condition", values="value", aggfunc="first")
+    wide["Avg"] = wide[list(MISSING_CONDITIONS)].mean(axis=1)
+    return wide[list(CONDITIONS)]
+
+
+def condition_table(tidy_df: pd.DataFrame, metrics: list[str], decimals: int = 2) -> pd.DataFrame:
+    """Rows: the UMDF conditions; columns "<variant> <metric>"; cells mean ± std over seeds."""
+    columns = {}
+    for metric in metrics:
+        wide = per_condition(tidy_df, metric) * metric_scale(metric)
+        d = 3 if metric_scale(metric) == 1 else decimals
+        for variant in tidy_df["variant"].unique():  # the order the runs were given in
+            sub = wide.xs(variant, level="variant")
+            mean, std = sub.mean(axis=0), sub.std(axis=0).fillna(0.0)
+            columns[f"{variant} {metric}"] = [f"{m:.{d}f} ± {s:.{d}f}" for m, s in zip(mean, std)]
+    return pd.DataFrame(columns, index=list(CONDITIONS)).rename_axis("condition")
+
+
+def avg_means(tidy_df: pd.DataFrame, metric: str) -> pd.Series:
+    """Mean over seeds of the six-condition average, per variant."""
+    means = per_condition(tidy_df, metric)["Avg"].groupby(level="variant").mean()
+    return means.reindex(tidy_df["variant"].unique())  # the order the runs were given in
 
 
 def rate_of(protocol: str) -> float:
@@ -128,5 +172,5 @@ def save_table(df: pd.DataFrame, store: ResultsStore, name: str) -> Path:
     return path
 
 
-__all__ = ["AUILC_RATES", "HEADLINE_METRICS", "auilc_table", "cells", "curve", "data_caption", "metric_scale",
+__all__ = ["AUILC_RATES", "CONDITIONS", "dataset_paths", "HEADLINE_METRICS", "avg_means", "condition_table", "per_condition", "auilc_table", "cells", "curve", "data_caption", "metric_scale",
            "open_store", "parse_seeds", "plot_rate_curves", "rate_of", "reported", "save_figure", "save_table"]

@@ -38,6 +38,7 @@ class RunSpec:
     data_options: dict = field(default_factory=dict)
     design: str = "train_once"
     save_outputs: tuple[str, ...] = ()
+    label: str = ""  # the name tables show (e.g. "UMDF w/o DFIM"); defaults to the model name
 
     def __post_init__(self) -> None:
         # canonical protocol names, so "modality:{l,a}" and "modality:la" are one run
@@ -137,13 +138,13 @@ def _json_default(o):
 
 def tidy(records: list[dict]) -> pd.DataFrame:
     """One row per run × evaluation protocol × metric (columns: model, dataset, design, train_protocol,
-    protocol, seed, metric, value, plus ``variant`` when a record carries one)."""
+    protocol, seed, metric, value; ``variant`` is the spec's label, or the model name)."""
     rows = []
     for r in records:
         s = r["spec"]
         for protocol, metrics in r["metrics"].items():
             for metric, value in metrics.items():
-                rows.append({"model": s["model"], "variant": r.get("variant", s["model"]), "dataset": s["dataset"],
+                rows.append({"model": s["model"], "variant": s.get("label") or s["model"], "dataset": s["dataset"],
                              "design": s["design"], "train_protocol": s["train_protocol"], "protocol": protocol,
                              "seed": s["seed"], "metric": metric, "value": value})
     return pd.DataFrame(rows)

@@ -566,3 +566,19 @@ def test_stable_seed_pinned_and_distinct():
     seeds |= {stable_seed(1, "frame:0.5", "train", "text"), stable_seed(0, "frame:0.5", "test", "text")}
     assert len(seeds) == 5
     assert all(0 <= s < 2 ** 63 for s in seeds)
+
+
+def test_modality_subset_combined_with_frame_rate(big_split):
+    """UMDF Fig. 6 condition: only language, and half of its frames dropped."""
+    p = parse_protocol("modality:{l}+frame:0.5")
+    assert p.spec == "modality:l+frame:0.5" and parse_protocol(p.spec) == p
+    masked = mask_split(big_split, p, seed=3)
+    valid = valid_of(big_split, "text")
+    dropped = valid & ~masked.keep["text"]
+    assert abs(dropped.sum() / valid.sum() - 0.5) < 0.02
+    assert np.all(masked.text[dropped] == 0)
+    assert np.array_equal(masked.text[masked.keep["text"]], big_split.text[masked.keep["text"]])
+    for m in ("audio", "vision"):
+        assert not masked.keep[m].any() and np.all(masked.features(m) == 0)
+    with pytest.raises(ValueError, match="valid forms"):
+        parse_protocol("modality:l+erasure:0.5")

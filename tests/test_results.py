@@ -335,11 +335,8 @@ def test_interrupted_grid_resumes_without_recomputing(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 def _record(seed: int, mae: float, acc: float, variant: str | None = None, protocol: str = "complete") -> dict:
-    s = spec(seed=seed, eval_protocols=(protocol,)).to_dict()
-    r = {"spec": s, "metrics": {protocol: {"MAE": mae, "Acc-2": acc}}}
-    if variant:
-        r["variant"] = variant
-    return r
+    s = spec(seed=seed, eval_protocols=(protocol,), label=variant or "").to_dict()
+    return {"spec": s, "metrics": {protocol: {"MAE": mae, "Acc-2": acc}}}
 
 
 def test_tidy():

@@ -197,7 +197,7 @@ def test_logit_head_is_separate_or_shared() -> None:
     dims = DIMS["mosi"]
     torch.manual_seed(0)
     batch = make_batch(dims)
-    own = UMDF(dims, SMALL)
+    own = UMDF(dims, replace(SMALL, share_logit_head=False))
     own(batch).losses["logits"].backward()
     assert torch.count_nonzero(own.logit_head.weight.grad) > 0  # f_y trained by L_logits
     assert all(p.grad is None for p in own.head.parameters())  # task head untouched by L_logits

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from .base import Batch, ModelOutput, MSAModel
 from .tfn import TFN, TFNConfig
+from .umdf import UMDF, UMDFConfig
 
 MODELS: dict[str, tuple[type[MSAModel], type]] = {
     "tfn": (TFN, TFNConfig),
+    "umdf": (UMDF, UMDFConfig),
 }
 
 
@@ -20,4 +22,4 @@ def build_model(name: str, dims: dict[str, int], config: dict | None = None, n_c
     return cls(dims, config_from_dict(config_cls, config, f"{name} model config"), n_classes=n_classes)
 
 
-__all__ = ["Batch", "ModelOutput", "MSAModel", "MODELS", "build_model", "TFN", "TFNConfig"]
+__all__ = ["Batch", "ModelOutput", "MSAModel", "MODELS", "build_model", "TFN", "TFNConfig", "UMDF", "UMDFConfig"]
