@@ -50,7 +50,10 @@ def test_book_builds_without_warnings(tmp_path):
     html = out / "site" / "_build" / "html"
     for nb in NOTEBOOKS:
         page = (html / "notebooks" / f"{nb.stem}.html").read_text()
-        assert "<img" in page, f"{nb.name}: figure missing from the rendered page"
+        stored = nbformat.read(nb, as_version=4)
+        n_figures = sum("image/png" in o.get("data", {}) for c in stored.cells for o in c.get("outputs", []))
+        assert page.count("<img") >= n_figures, f"{nb.name}: figures missing from the rendered page"
+        assert "<table" in page, f"{nb.name}: results table missing from the rendered page"
         assert "synthetic" in page, f"{nb.name}: caption must name the data"
     intro = (html / "book" / "intro.html").read_text()
     assert "computed on synthetic data" in intro
