@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import resource
 import subprocess
 import sys
@@ -40,9 +41,7 @@ def measure(model_name: str, batch_size: int, n_batches: int, device: str) -> di
     def step(idx):
         batch = train.batch(idx)
         views = [mask_batch(batch, protocol, gen) for _ in range(model.n_views)]
-        batch = views[0]
-        if model.n_views > 1:
-            batch.views = views
+        batch = views[0] if model.n_views == 1 else replace(views[0], views=views)
         batch = batch.to(dev)
         out = model(batch)
         loss = task_loss(out.prediction, batch) + sum(out.losses.values())

@@ -15,12 +15,15 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+MATHJAX = "mathjax@3"  # npm package; only the es5 bundle and its woff-v2 fonts are used (~1.6 MB)
 
 
 def toc_files(toc: dict) -> list[str]:
@@ -46,6 +49,37 @@ def stage_sources(site: Path) -> list[str]:
     return [f for f in toc_files(toc) if f.startswith("notebooks/")]
 
 
+def vendor_mathjax(site: Path, cache: Path) -> bool:
+    """Put MathJax 3 under the site's ``_static`` so the rendered book shows equations offline.
+
+    Fetched once with ``npm pack`` into ``cache``; without npm the pages still build, and their
+    equations show as TeX source.
+    """
+    static = site / "_static"
+    static.mkdir(exist_ok=True)
+    target = cache / "mathjax"
+    if not (target / "es5" / "tex-mml-chtml.js").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            print("[book] npm not found: equations will show as TeX source", file=sys.stderr)
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            packed = subprocess.run([npm, "pack", MATHJAX, "--silent", "--pack-destination", tmp],
+                                    capture_output=True, text=True)
+            if packed.returncode != 0:
+                print(f"[book] npm pack {MATHJAX} failed: equations will show as TeX source\n{packed.stderr}",
+                      file=sys.stderr)
+                return False
+            with tarfile.open(next(Path(tmp).glob("mathjax-*.tgz"))) as tar:
+                keep = [m for m in tar.getmembers() if m.name == "package/es5/tex-mml-chtml.js"
+                        or m.name.startswith("package/es5/output/chtml/fonts/woff-v2/")]
+                for member in keep:
+                    member.name = member.name.removeprefix("package/")
+                tar.extractall(target, members=keep, filter="data")
+    shutil.copytree(target, static / "mathjax", dirs_exist_ok=True)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="book", choices=["smoke", "book", "paper"])
@@ -55,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     site = out / "site"
     notebooks = stage_sources(site)
+    vendor_mathjax(site, out)
     (site / "notebooks").mkdir()
     timings = {}
     for nb in notebooks:
