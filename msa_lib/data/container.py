@@ -117,18 +117,23 @@ class MSASplit:
                 raise DataFormatError(f"{where(src, split, 'labels')}: expected shape ({n},), got {self.labels.shape}")
             if not np.isfinite(self.labels).all():
                 raise DataFormatError(f"{where(src, split, 'labels')}: contains NaN or inf")
-        if self.class_labels is not None and self.class_labels.shape[0] != n:
+        if self.class_labels is not None and (
+            self.class_labels.ndim != 2 or self.class_labels.shape[0] != n or self.class_labels.dtype.kind not in "iu"
+        ):
             raise DataFormatError(
-                f"{where(src, split, 'class_labels')}: expected {n} rows, got shape {self.class_labels.shape}"
+                f"{where(src, split, 'class_labels')}: expected integer (N={n}, C) labels, got shape "
+                f"{self.class_labels.shape} dtype {self.class_labels.dtype}"
             )
         for m, lab in (self.unimodal_labels or {}).items():
             if lab.shape != (n,) or not np.isfinite(lab).all():
                 raise DataFormatError(
                     f"{where(src, split, 'labels_' + m)}: expected ({n},) finite values, got shape {lab.shape}"
                 )
-        if self.text_bert is not None and (self.text_bert.ndim != 3 or self.text_bert.shape[:2] != (n, 3)):
+        t_text = self.text.shape[1]
+        if self.text_bert is not None and self.text_bert.shape != (n, 3, t_text):
             raise DataFormatError(
-                f"{where(src, split, 'text_bert')}: expected shape ({n}, 3, T), got {self.text_bert.shape}"
+                f"{where(src, split, 'text_bert')}: expected shape ({n}, 3, {t_text}) to match 'text' "
+                f"{self.text.shape}, got {self.text_bert.shape}"
             )
         if len(self.ids) != n:
             raise DataFormatError(f"{where(src, split, 'id')}: expected {n} ids, got {len(self.ids)}")
@@ -177,7 +182,7 @@ class MSADataset:
     def __post_init__(self) -> None:
         for s in ("train", "valid", "test"):
             if s not in self.splits:
-                raise DataFormatError(f"{self.source}: split '{s}' missing (have {sorted(self.splits)})")
+                raise DataFormatError(f"{where(self.source, s, s)}: split missing (have {sorted(self.splits)})")
 
     @property
     def task(self) -> Literal["regression", "classification"]:

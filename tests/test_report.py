@@ -1,0 +1,96 @@
+"""The helpers that turn stored runs into the book's tables: every number shown goes through them."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msa_lib.metrics import auilc
+from msa_lib.report import (
+    CONDITIONS, auilc_table, avg_means, cells, condition_table, curve, data_caption, dataset_paths, parse_seeds,
+    per_condition,
+)
+from msa_lib.data import make_synthetic
+
+SUBSET_PROTOCOLS = {"{l}": "modality:l", "{a}": "modality:a", "{v}": "modality:v", "{l,a}": "modality:la",
+                    "{l,v}": "modality:lv", "{a,v}": "modality:av", "{l,a,v}": "modality:lav"}
+
+
+def rows(variant: str, seed: int, metric: str, values: dict[str, float]) -> list[dict]:
+    return [{"variant": variant, "seed": seed, "metric": metric, "protocol": p, "value": v, "design": "train_once"}
+            for p, v in values.items()]
+
+
+@pytest.fixture()
+def subsets() -> pd.DataFrame:
+    # seed 1: six missing conditions 1..6 (Avg 3.5), complete 0.5; seed 2: 2..7 (Avg 4.5), complete 1.5
+    d = []
+    for seed, shift in ((1, 0.0), (2, 1.0)):
+        vals = {SUBSET_PROTOCOLS[c]: i + 1 + shift for i, c in enumerate(CONDITIONS[:6])}
+        vals["modality:lav"] = 0.5 + shift
+        vals["modality:l+frame:0.5"] = 99.0  # a combined condition must not enter the table
+        d += rows("B", seed, "MAE", vals)
+        d += rows("A", seed, "MAE", {k: v / 10 for k, v in vals.items()})
+    return pd.DataFrame(d)
+
+
+def test_per_condition_avg_is_mean_of_six_per_seed(subsets):
+    wide = per_condition(subsets, "MAE")
+    assert list(wide.columns) == list(CONDITIONS)
+    assert wide.loc[("B", 1), "Avg"] == pytest.approx(3.5)
+    assert wide.loc[("B", 2), "Avg"] == pytest.approx(4.5)
+    assert wide.loc[("B", 1), "{l,a,v}"] == pytest.approx(0.5)
+    assert 99.0 not in wide.to_numpy()
+
+
+def test_condition_table_mean_std_and_order(subsets):
+    table = condition_table(subsets, ["MAE"])
+    assert list(table.columns) == ["B MAE", "A MAE"]  # the order the runs came in, not alphabetical
+    assert list(table.index) == list(CONDITIONS)
+    # {l}: seeds give 1 and 2 -> mean 1.5, sample std 0.7071; MAE printed with 3 decimals
+    assert table.loc["{l}", "B MAE"] == "1.500 ± 0.707"
+    assert table.loc["Avg", "B MAE"] == "4.000 ± 0.707"
+    assert list(avg_means(subsets, "MAE").round(6).items()) == [("B", 4.0), ("A", 0.4)]
+
+
+def test_accuracy_metrics_are_shown_in_percent():
+    d = pd.DataFrame(rows("A", 1, "F1_non0", {p: 0.8 for p in SUBSET_PROTOCOLS.values()}))
+    assert condition_table(d, ["F1_non0"]).loc["{a}", "A F1_non0"] == "80.00 ± 0.00"
+    summary = pd.DataFrame({"metric": ["MAE", "Acc-2_has0"], "mean": [0.5, 0.75], "std": [0.1, 0.05]})
+    assert cells(summary).tolist() == ["0.50 ± 0.10", "75.00 ± 5.00"]
+
+
+def test_auilc_table_matches_metrics_auilc_on_seed_means():
+    rates = [round(0.1 * i, 1) for i in range(11)]
+    rng = np.random.default_rng(0)
+    per_seed = rng.uniform(0.5, 0.9, size=(2, 11))
+    d = []
+    for seed in range(2):
+        d += rows("M", seed, "Acc-2_non0", {f"frame:{r:g}": per_seed[seed, i] for i, r in enumerate(rates)})
+    d = pd.DataFrame(d)
+    assert list(curve(d, "Acc-2_non0").columns) == rates
+    table = auilc_table(d, ["Acc-2_non0"], "mosi")
+    assert table.loc["M", "Acc-2_non0"] == pytest.approx(round(auilc(rates, per_seed, "Acc-2_non0"), 2))
+    # by hand: trapezoid of the seed-mean curve, x100
+    mean = per_seed.mean(axis=0) * 100
+    assert table.loc["M", "Acc-2_non0"] == pytest.approx(round(0.1 * (mean.sum() - (mean[0] + mean[-1]) / 2), 2))
+    sims = auilc_table(d, ["Acc-2_non0"], "sims")  # SIMS integrates 0.0-0.5 only
+    assert sims.loc["M", "Acc-2_non0"] < table.loc["M", "Acc-2_non0"] * 0.6
+    with pytest.raises(ValueError, match="missing"):
+        auilc_table(d[d.protocol != "frame:0.3"], ["Acc-2_non0"], "mosi")
+
+
+def test_dataset_paths_and_seeds():
+    assert dataset_paths("synthetic:mosi, synthetic:mosei") == [("synthetic:mosi", None), ("synthetic:mosei", None)]
+    assert dataset_paths("mosi,mosei", "/a.pkl,/b.pkl") == [("mosi", "/a.pkl"), ("mosei", "/b.pkl")]
+    with pytest.raises(ValueError, match="1 files for 2 datasets"):
+        dataset_paths("mosi,mosei", "/a.pkl")
+    assert parse_seeds("1, 2,3") == [1, 2, 3] and parse_seeds(4) == [4] and parse_seeds([5, 6]) == [5, 6]
+    for bad in ("", "1,x"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_caption_names_the_data():
+    caption = data_caption(make_synthetic("mosi", size=0.02, seed=3))
+    assert "synthetic" in caption and "not comparable" in caption and "seed 3" in caption
