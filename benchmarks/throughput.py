@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 import resource
 import subprocess
 import sys
@@ -23,9 +22,9 @@ def measure(model_name: str, batch_size: int, n_batches: int, device: str) -> di
     import torch
 
     from msa_lib.data import make_synthetic
-    from msa_lib.missing import mask_batch
+    from msa_lib.missing import parse_protocol
     from msa_lib.models import build_model
-    from msa_lib.train import SplitTensors, resolve_device, seed_everything, task_loss
+    from msa_lib.train import SplitTensors, resolve_device, seed_everything, task_loss, training_views
 
     seed_everything(0)
     dev = resolve_device(device)
@@ -35,14 +34,11 @@ def measure(model_name: str, batch_size: int, n_batches: int, device: str) -> di
     optim = torch.optim.Adam(model.parameters(), lr=1e-3)
     train = SplitTensors(data["train"])
     gen = torch.Generator().manual_seed(0)
-    protocol = "mixed" if model.n_views > 1 else "frame:0.3:resample"
+    protocol = parse_protocol("mixed" if model.n_views > 1 else "frame:0.3:resample")
     model.train()
 
     def step(idx):
-        batch = train.batch(idx)
-        views = [mask_batch(batch, protocol, gen) for _ in range(model.n_views)]
-        batch = views[0] if model.n_views == 1 else replace(views[0], views=views)
-        batch = batch.to(dev)
+        batch = training_views(train.batch(idx), protocol, model.n_views, gen).to(dev)
         out = model(batch)
         loss = task_loss(out.prediction, batch) + sum(out.losses.values())
         optim.zero_grad()

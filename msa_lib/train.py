@@ -164,6 +164,19 @@ def evaluate(model: MSAModel, dataset: MSADataset, protocol: Protocol | str = "c
     return (metrics, outputs) if return_outputs else metrics
 
 
+def training_views(batch: Batch, protocol: Protocol, n_views: int, generator: torch.Generator,
+                   text_special_tokens: bool = False) -> Batch:
+    """The training batch a model sees: masked afresh for per-batch protocols, and for two-flow
+    models (``n_views > 1``) carrying that many independently masked ``views``."""
+    if not protocol.per_batch and n_views == 1:
+        return batch
+    views = [mask_batch(batch, protocol, generator, text_special_tokens) if protocol.per_batch else batch
+             for _ in range(n_views)]
+    # a fresh Batch carries the views (setting views[0].views = views would make the batch
+    # contain itself, and Batch.to() would recurse forever)
+    return views[0] if n_views == 1 else replace(views[0], views=views)
+
+
 class Trainer:
     """Train ``model`` on ``dataset['train']`` under ``train_protocol``; select on ``valid``.
 
@@ -226,14 +239,7 @@ class Trainer:
             sums: dict[str, float] = {}
             n_seen = 0
             for idx in torch.randperm(train.n, generator=gen).split(cfg.batch_size):
-                batch = train.batch(idx, complete)
-                n_views = self.model.n_views
-                if self.protocol.per_batch or n_views > 1:
-                    views = [mask_batch(batch, self.protocol, gen, tst) if self.protocol.per_batch else batch
-                             for _ in range(n_views)]
-                    # a fresh Batch carries the views (setting views[0].views = views would make the
-                    # batch contain itself, and Batch.to() would recurse forever)
-                    batch = views[0] if n_views == 1 else replace(views[0], views=views)
+                batch = training_views(train.batch(idx, complete), self.protocol, self.model.n_views, gen, tst)
                 batch = batch.to(self.device)
                 terms = self._loss_terms(batch)
                 loss = self.total_loss(terms)

@@ -17,7 +17,6 @@ from msa_lib.data.container import MODALITIES, MSASplit
 from msa_lib.missing import (
     SUBSETS,
     UNK_ID,
-    Protocol,
     mask_batch,
     mask_split,
     observed_rate,

@@ -6,7 +6,6 @@ arrays, resuming an interrupted grid, and the tidy / summary / table helpers.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
 import h5py

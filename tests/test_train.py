@@ -19,7 +19,7 @@ from msa_lib.experiments import run_one
 from msa_lib.missing import observed_rate
 from msa_lib.models import MODELS, build_model
 from msa_lib.models.base import Batch, ModelOutput, MSAModel
-from msa_lib.models.tfn import TFN, TFNConfig, masked_mean
+from msa_lib.models.tfn import TFN, masked_mean
 from msa_lib.results import RunSpec
 from msa_lib.train import TrainConfig, Trainer, evaluate, predict, task_loss
 
