@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .data.container import MSADataset
@@ -65,6 +66,34 @@ def data_caption(data: MSADataset) -> str:
                 f"train/valid/test = {sizes}, size factor {data.notes.get('size')}, seed {data.notes.get('seed')}). "
                 f"These are not the real dataset's numbers and are not comparable to the paper's.")
     return f"Data: `{data.source}` (train/valid/test = {sizes})."
+
+
+def pooled_features(split, modalities: tuple[str, ...] = ("text", "audio", "vision")) -> np.ndarray:
+    """Per-sample mean over the present frames of each modality, concatenated (N, sum d_m)."""
+    out = []
+    for m in modalities:
+        x = split.features(m)
+        present = split.keep[m] if split.keep is not None else split.valid_mask(m)
+        out.append((x * present[..., None]).sum(1) / np.maximum(present.sum(1, keepdims=True), 1))
+    return np.concatenate(out, axis=1)
+
+
+def ridge_probe(data: MSADataset, protocol: str = "complete", mask_seed: int = 0) -> dict[str, float]:
+    """Test metrics of a ridge regression (scikit-learn ``RidgeCV``) on time-averaged features:
+    fit on the complete training split, tested under ``protocol`` (a seeded mask). A cheap,
+    model-free measure of how much each modality and each frame carries — on any dataset."""
+    from sklearn.linear_model import RidgeCV
+
+    from .metrics import compute_metrics
+    from .missing import mask_split
+
+    train, test = data["train"], mask_split(data["test"], protocol, mask_seed, data.text_special_tokens)
+    target = train.labels if train.labels is not None else train.class_labels
+    model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(pooled_features(train), target)
+    pred = model.predict(pooled_features(test))
+    if data.task == "classification":
+        pred = (pred > 0.5).astype(int)
+    return compute_metrics(data.kind, pred, test.labels if test.labels is not None else test.class_labels)
 
 
 def reported(name: str) -> pd.DataFrame:
@@ -172,5 +201,5 @@ def save_table(df: pd.DataFrame, store: ResultsStore, name: str) -> Path:
     return path
 
 
-__all__ = ["AUILC_RATES", "CONDITIONS", "dataset_paths", "HEADLINE_METRICS", "avg_means", "condition_table", "per_condition", "auilc_table", "cells", "curve", "data_caption", "metric_scale",
+__all__ = ["AUILC_RATES", "CONDITIONS", "dataset_paths", "pooled_features", "ridge_probe", "HEADLINE_METRICS", "avg_means", "condition_table", "per_condition", "auilc_table", "cells", "curve", "data_caption", "metric_scale",
            "open_store", "parse_seeds", "plot_rate_curves", "rate_of", "reported", "save_figure", "save_table"]

@@ -94,3 +94,16 @@ def test_dataset_paths_and_seeds():
 def test_caption_names_the_data():
     caption = data_caption(make_synthetic("mosi", size=0.02, seed=3))
     assert "synthetic" in caption and "not comparable" in caption and "seed 3" in caption
+
+
+def test_ridge_probe_ranks_modalities_and_handles_classification():
+    from msa_lib.report import pooled_features, ridge_probe
+
+    data = make_synthetic("mosi", size=0.2, seed=0)
+    pooled = pooled_features(data["test"])
+    assert pooled.shape == (len(data["test"]), 768 + 5 + 20)
+    complete, audio = ridge_probe(data, "complete"), ridge_probe(data, "modality:a")
+    assert complete["MAE"] < audio["MAE"] and complete["Acc-2_non0"] > audio["Acc-2_non0"]
+    assert 0.6 < complete["Acc-2_non0"] < 0.95
+    emo = ridge_probe(make_synthetic("iemocap", size=0.05, seed=0), "complete")
+    assert set(emo) >= {"happy_F1", "Avg_F1"} and 0.0 <= emo["Avg_F1"] <= 1.0
