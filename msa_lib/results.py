@@ -156,12 +156,3 @@ def summarize(df: pd.DataFrame, by: tuple[str, ...] = ("variant", "design", "pro
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     return out
-
-
-def mean_std_table(summary: pd.DataFrame, index: str, columns: str, scale: dict[str, float] | None = None,
-                   decimals: int = 2) -> pd.DataFrame:
-    """Pivot a summary into "mean ± std" strings (``scale`` multiplies per metric, e.g. 100 for Acc)."""
-    s = summary.copy()
-    factor = s["metric"].map(scale or {}).fillna(1.0)
-    s["cell"] = [f"{m * f:.{decimals}f} ± {sd * f:.{decimals}f}" for m, sd, f in zip(s["mean"], s["std"], factor)]
-    return s.pivot(index=index, columns=columns, values="cell")

@@ -16,7 +16,7 @@ import pytest
 import msa_lib.experiments as exp
 from msa_lib.data.container import MODALITIES, MSADataset, MSASplit
 from msa_lib.metrics import compute_metrics
-from msa_lib.results import ResultsStore, RunSpec, atomic_path, mean_std_table, summarize, tidy
+from msa_lib.results import ResultsStore, RunSpec, atomic_path, summarize, tidy
 
 DIMS = {"text": 6, "audio": 3, "vision": 4}
 T = 5
@@ -330,7 +330,7 @@ def test_interrupted_grid_resumes_without_recomputing(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# tidy / summarize / mean_std_table
+# tidy / summarize
 # ---------------------------------------------------------------------------------------------
 
 def _record(seed: int, mae: float, acc: float, variant: str | None = None, protocol: str = "complete") -> dict:
@@ -365,21 +365,3 @@ def test_summarize_mean_std_over_seeds():
     assert by.loc[("other", "MAE"), "std"] == 0.0 and by.loc[("other", "MAE"), "n_seeds"] == 1
     per_protocol = summarize(tidy(records), by=("protocol", "metric"))
     assert len(per_protocol) == 2 and per_protocol.set_index("metric").loc["MAE", "n_seeds"] == 4
-
-
-def test_mean_std_table_formatting():
-    summary = pd.DataFrame({
-        "variant": ["tfn", "tfn", "umdf", "umdf"],
-        "metric": ["MAE", "Acc-2", "MAE", "Acc-2"],
-        "mean": [2.0, 0.82, 0.5, 0.9],
-        "std": [1.0, 0.02, 0.0, 0.001],
-        "n_seeds": [3, 3, 1, 3],
-    })
-    table = mean_std_table(summary, index="variant", columns="metric", scale={"Acc-2": 100})
-    assert table.loc["tfn", "MAE"] == "2.00 ± 1.00"
-    assert table.loc["tfn", "Acc-2"] == "82.00 ± 2.00"
-    assert table.loc["umdf", "MAE"] == "0.50 ± 0.00"
-    assert table.loc["umdf", "Acc-2"] == "90.00 ± 0.10"
-    assert sorted(table.columns) == ["Acc-2", "MAE"] and sorted(table.index) == ["tfn", "umdf"]
-    three = mean_std_table(summary, index="variant", columns="metric", decimals=3)
-    assert three.loc["tfn", "Acc-2"] == "0.820 ± 0.020"
