@@ -89,8 +89,8 @@ def train_once_specs(model: str, dataset: str, seeds: Iterable[int], train_proto
 
 #: Everything a UMDF chapter evaluates: complete, frame rates 0.0-1.0, the seven subsets, and the
 #: Fig. 6 condition (language only, p = 0.5), whose representations are stored for t-SNE / UMAP.
-UMDF_EVALS: tuple[str, ...] = ("complete",) + frame_protocols() + subset_protocols() + ("modality:l+frame:0.5",)
 UMDF_TSNE_PROTOCOL = "modality:l+frame:0.5"
+UMDF_EVALS: tuple[str, ...] = ("complete",) + frame_protocols() + subset_protocols() + (UMDF_TSNE_PROTOCOL,)
 #: Table 3 / Fig. 5 ablations as config switches.
 UMDF_VARIANTS: dict[str, dict] = {
     "UMDF": {},
@@ -115,9 +115,9 @@ def umdf_specs(dataset: str, data_path: str | None, profile: Profile, seeds: Ite
     name = dataset.partition(":")[2] or dataset
     opts = data_options(dataset, data_path, profile)
     seeds = list(seeds)
+    model_cfg, train_cfg = umdf_setup(name, profile.name, profile.epochs, profile.patience)
     specs = []
     for variant in variants:
-        model_cfg, train_cfg = umdf_setup(name, profile.name, profile.epochs, profile.patience)
         specs += train_once_specs("umdf", dataset, seeds, "mixed", UMDF_EVALS, label=variant,
                                   model_config={**model_cfg, **UMDF_VARIANTS[variant]}, train_config=train_cfg,
                                   data_options=opts, save_outputs=(UMDF_TSNE_PROTOCOL,))

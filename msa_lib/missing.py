@@ -116,15 +116,20 @@ def parse_protocol(spec: str) -> Protocol:
                 return Protocol("frame", rate=rate, resample=flag == "resample")
             if parts[0] == "erasure" and flag in ("", "random"):
                 return Protocol("erasure", rate=rate, random=flag == "random")
-    except ValueError as exc:
-        if "rate must lie" in str(exc):
-            raise
+    except RateError:
+        raise
+    except ValueError:  # malformed number or subset: fall through to the one generic message
+        pass
     raise ValueError(f"unknown missing-data protocol {spec!r}; {VALID_FORMS}")
+
+
+class RateError(ValueError):
+    """A well-formed protocol whose rate lies outside [0, 1]."""
 
 
 def _check_rate(rate: float, spec: str) -> None:
     if not (0.0 <= rate <= 1.0):
-        raise ValueError(f"protocol {spec!r}: rate must lie in [0, 1], got {rate}; {VALID_FORMS}")
+        raise RateError(f"protocol {spec!r}: rate must lie in [0, 1], got {rate}; {VALID_FORMS}")
 
 
 def stable_seed(*parts: object) -> int:
