@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "_build"))
     p.add_argument("--no-execute", action="store_true", help="render the stored notebooks without re-running them")
     args = p.parse_args(argv)
+    os.environ["TQDM_DISABLE"] = "1"  # executed notebooks (and the kernels papermill starts) show no progress bars
     out = Path(args.out).resolve()
     site = out / "site"
     notebooks = stage_sources(site)

@@ -21,7 +21,7 @@ def _pairwise_sq_dists(a: Tensor, b: Tensor) -> Tensor:
     return (sq_a + sq_b.transpose(0, 1) - 2.0 * (a @ b.transpose(0, 1))).clamp_min(0.0)
 
 
-def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> Tensor:
+def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5, *, clamp: bool = True) -> Tensor:
     """Squared multi-kernel Gaussian Maximum Mean Discrepancy between two samples.
 
     UMDF Eq. 1-3: ``D_H(p, q) = || E_p[phi(S_a)] - E_q[phi(S_b)] ||_H^2`` estimated on a
@@ -30,8 +30,9 @@ def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> T
 
         MMD^2 = mean_ij k(x_i, x_j) + mean_ij k(y_i, y_j) - 2 mean_ij k(x_i, y_j)
 
-    (Gretton et al. 2012, Eq. 5), which is a squared norm and therefore >= 0 (the result is
-    clamped at 0 against floating-point round-off). The paper calls Eq. 2 "unbiased", but the
+    (Gretton et al. 2012, Eq. 5), which is a squared norm and therefore >= 0 up to floating-point
+    round-off; by default the result is clamped at 0 against that round-off (``clamp=False``
+    returns the raw estimate, e.g. to test the property itself). The paper calls Eq. 2 "unbiased", but the
     formula it writes is this V-statistic, which is what is implemented here.
 
     Kernel: bandwidths as in standard multi-kernel MMD (DAN, Long et al. 2015): the sum of
@@ -48,9 +49,12 @@ def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> T
         y: (m, D) second sample (UMDF: h_b).
         kernel_mul: ratio between consecutive bandwidths (> 0).
         kernel_num: number of Gaussian kernels (>= 1).
+        clamp: clamp the result at 0 (default). With ``False`` the unclamped V-statistic is
+            returned; it can then be negative only by floating-point round-off.
 
     Returns:
-        scalar tensor >= 0; exactly 0 when ``x`` and ``y`` hold the same values.
+        scalar tensor, >= 0 when ``clamp`` (else >= 0 up to round-off); exactly 0 when ``x`` and
+        ``y`` hold the same values.
     """
     if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1] or x.shape[0] == 0 or y.shape[0] == 0:
         raise ValueError(
@@ -81,10 +85,10 @@ def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> T
     # biased V-statistic). UMDF Eq. 3: L_fea averages over the n samples of the mini-batch, which
     # is what the kernel means below already do.
     value = kernel(d_xx).mean() + kernel(d_yy).mean() - 2.0 * kernel(d_xy).mean()
-    return value.clamp_min(0.0)
+    return value.clamp_min(0.0) if clamp else value
 
 
-def js_divergence(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+def js_divergence(logits_p: Tensor, logits_q: Tensor, *, clamp: bool = True) -> Tensor:
     """Jensen-Shannon divergence between the softmax distributions of two logit tensors.
 
     UMDF Eq. 4-5: ``JS(p || q) = 1/2 KL(p || M) + 1/2 KL(q || M)`` with ``M = (p + q) / 2`` and
@@ -94,14 +98,17 @@ def js_divergence(logits_p: Tensor, logits_q: Tensor) -> Tensor:
 
     Computed in log space (``log_softmax`` and ``logsumexp`` for ``log M``) so it is stable for
     large logits. It is symmetric, 0 for equal distributions and bounded by ``log 2`` (natural
-    log); the result is clamped to [0, log 2] against round-off.
+    log) up to floating-point round-off; by default the result is clamped to [0, log 2] against
+    that round-off (``clamp=False`` returns the raw value, e.g. to test the bounds themselves).
 
     Args:
         logits_p: (..., K) unnormalised logits.
         logits_q: (..., K) unnormalised logits, same shape.
+        clamp: clamp the result to [0, log 2] (default). With ``False`` the unclamped value is
+            returned; it can leave that range only by floating-point round-off.
 
     Returns:
-        scalar tensor in [0, log 2].
+        scalar tensor, in [0, log 2] when ``clamp`` (else up to round-off).
     """
     if logits_p.shape != logits_q.shape or logits_p.dim() < 1 or logits_p.shape[-1] < 1:
         raise ValueError(
@@ -115,4 +122,5 @@ def js_divergence(logits_p: Tensor, logits_q: Tensor) -> Tensor:
     kl_pm = (log_p.exp() * (log_p - log_m)).sum(dim=-1)  # UMDF Eq. 4, KL(p || M)
     kl_qm = (log_q.exp() * (log_q - log_m)).sum(dim=-1)  # UMDF Eq. 4, KL(q || M)
     js = 0.5 * (kl_pm + kl_qm)  # UMDF Eq. 5
-    return js.mean().clamp(0.0, math.log(2.0))
+    value = js.mean()
+    return value.clamp(0.0, math.log(2.0)) if clamp else value

@@ -23,6 +23,7 @@ ground truth FIRST.  An old MMSA / TFR-Net version swapped the two arguments
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,12 +31,19 @@ from scipy import stats
 from scipy.integrate import trapezoid
 from sklearn.metrics import accuracy_score, f1_score
 
+from .data.container import IEMOCAP_EMOTIONS
+
 __all__ = [
     "mosi_metrics",
     "sims_metrics",
     "iemocap_metrics",
     "compute_metrics",
     "PRIMARY_METRIC",
+    "HEADLINE_METRICS",
+    "MetricSpec",
+    "metric_spec",
+    "format_value",
+    "format_mean_std",
     "higher_is_better",
     "auilc",
 ]
@@ -245,7 +253,7 @@ def sims_metrics(pred: Any, labels: Any) -> dict[str, float]:
 def iemocap_metrics(
     logits: Any,
     class_labels: Any,
-    emotions: Sequence[str] = ("happy", "sad", "angry", "neutral"),
+    emotions: Sequence[str] = IEMOCAP_EMOTIONS,
 ) -> dict[str, float]:
     """Per-emotion binary metrics for IEMOCAP.
 
@@ -338,9 +346,65 @@ def compute_metrics(kind: str, prediction: Any, target: Any) -> dict[str, float]
     return fn(prediction, target)
 
 
+# --------------------------------------------------------------------------
+# the one metric spec: direction, scale and printed decimals of every metric
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricSpec:
+    """How a metric reads: ``higher`` is better or not, printed as a percentage (values are
+    fractions, tables multiply by 100) or raw, and with how many decimals on every page."""
+
+    name: str
+    higher: bool = True
+    percent: bool = True
+    decimals: int = 2
+
+    @property
+    def scale(self) -> float:
+        return 100.0 if self.percent else 1.0
+
+    @property
+    def unit(self) -> str:
+        return " (%)" if self.percent else ""
+
+
+_RAW = {"MAE": MetricSpec("MAE", higher=False, percent=False, decimals=3),
+        "Corr": MetricSpec("Corr", percent=False, decimals=3)}
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The spec of ``name``: MAE (lower is better, 3 decimals), Corr (3 decimals), and every
+    accuracy / F1 (``Acc-7``, ``F1_non0``, ``happy_F1``, ``Avg_Acc`` ...: %, 2 decimals)."""
+    if name in _RAW:
+        return _RAW[name]
+    if name.startswith(("Acc", "F1")) or name.endswith(("_Acc", "_F1")):
+        return MetricSpec(name)
+    raise ValueError(f"unknown metric {name!r}; known: MAE, Corr, Acc-*, F1*, <emotion>_Acc/_F1, Avg_Acc/Avg_F1")
+
+
+#: The metrics each dataset kind's tables show, in order.
+HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
+    "mosi": ("MAE", "Corr", "Acc-7", "Acc-5", "Acc-2_has0", "Acc-2_non0", "F1_has0", "F1_non0"),
+    "sims": ("MAE", "Corr", "Acc-5", "Acc-3", "Acc-2", "F1"),
+    "iemocap": tuple(f"{e}_F1" for e in IEMOCAP_EMOTIONS) + ("Avg_F1", "Avg_Acc"),
+}
+
+
 def higher_is_better(metric_name: str) -> bool:
     """Whether a larger value of ``metric_name`` is better (False only for MAE)."""
-    return metric_name != "MAE"
+    return metric_spec(metric_name).higher
+
+
+def format_value(metric: str, value: float) -> str:
+    """``value`` (a fraction for accuracies) as a page prints it."""
+    spec = metric_spec(metric)
+    return f"{value * spec.scale:.{spec.decimals}f}"
+
+
+def format_mean_std(metric: str, mean: float, std: float) -> str:
+    """"mean ± std" as a page prints it (accuracies and F1 in %)."""
+    spec = metric_spec(metric)
+    return f"{mean * spec.scale:.{spec.decimals}f} ± {std * spec.scale:.{spec.decimals}f}"
 
 
 # --------------------------------------------------------------------------
@@ -405,6 +469,6 @@ def auilc(rates: Any, values: Any, metric: str) -> float:
 
     curve = v.mean(axis=0) if v.ndim == 2 else v
     area = float(trapezoid(curve * 100.0, x=r))
-    if metric.startswith("MAE") or metric.startswith("Corr"):
+    if not metric_spec(metric).percent:
         area /= 100.0
     return float(area)

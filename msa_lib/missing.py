@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 
+from .core import Batch, valid_mask
 from .data.container import MODALITIES, SHORT_NAMES, MSASplit
-from .models.base import Batch
 
 UNK_ID = 100
 SUBSETS: tuple[str, ...] = ("l", "a", "v", "la", "lv", "av", "lav")
 FRAME_RATES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+LETTER: dict[str, str] = {m: c for c, m in SHORT_NAMES.items()}
 
 VALID_FORMS = ("valid forms: complete, frame:P, frame:P:resample, modality:<subset of l,a,v>[+frame:P], "
                "erasure:R, erasure:R:random, mixed, mixed:P")
@@ -59,14 +60,7 @@ class Protocol:
     @property
     def spec(self) -> str:
         """Canonical spec string (inverse of :func:`parse_protocol`)."""
-        if self.kind == "complete":
-            return "complete"
-        if self.kind == "modality":
-            return f"modality:{self.subset}" + (f"+frame:{self.rate:g}" if self.rate else "")
-        if self.kind == "mixed":
-            return f"mixed:{self.rate:g}"
-        suffix = ":resample" if self.resample else (":random" if self.random else "")
-        return f"{self.kind}:{self.rate:g}{suffix}"
+        return KINDS[self.kind].spec(self)
 
     @property
     def per_batch(self) -> bool:
@@ -80,56 +74,20 @@ class Protocol:
             return "{" + ",".join(self.subset) + "}" + (f", p={self.rate:g}" if self.rate else "")
         return self.spec
 
-
-def parse_protocol(spec: str) -> Protocol:
-    """Parse a protocol spec string; unknown forms raise ValueError listing the valid ones."""
-    if isinstance(spec, Protocol):
-        return spec
-    s = str(spec).strip().lower().replace(" ", "")
-    parts = s.split(":")
-    try:
-        if s == "complete":
-            return Protocol("complete")
-        if parts[0] == "modality" and len(parts) in (2, 3):
-            rate = 0.0
-            if len(parts) == 3:  # modality:<subset>+frame:<p>
-                head, _, kind = parts[1].partition("+")
-                if kind != "frame":
-                    raise ValueError
-                rate = float(parts[2])
-                _check_rate(rate, spec)
-                parts[1] = head
-            letters = parts[1].strip("{}").replace(",", "")
-            if not letters or set(letters) - set("lav") or len(set(letters)) != len(letters):
-                raise ValueError
-            subset = "".join(c for c in "lav" if c in letters)
-            return Protocol("modality", rate=rate, subset=subset)
-        if parts[0] == "mixed" and len(parts) <= 2:
-            rate = float(parts[1]) if len(parts) == 2 else 0.9
-            _check_rate(rate, spec)
-            return Protocol("mixed", rate=rate)
-        if parts[0] in ("frame", "erasure") and len(parts) in (2, 3):
-            rate = float(parts[1])
-            _check_rate(rate, spec)
-            flag = parts[2] if len(parts) == 3 else ""
-            if parts[0] == "frame" and flag in ("", "fixed", "resample"):
-                return Protocol("frame", rate=rate, resample=flag == "resample")
-            if parts[0] == "erasure" and flag in ("", "random"):
-                return Protocol("erasure", rate=rate, random=flag == "random")
-    except RateError:
-        raise
-    except ValueError:  # malformed number or subset: fall through to the one generic message
-        pass
-    raise ValueError(f"unknown missing-data protocol {spec!r}; {VALID_FORMS}")
+    def absent(self, modality: str) -> bool:
+        """True if the protocol removes ``modality`` entirely (padding included)."""
+        return self.kind == "modality" and LETTER[modality] not in self.subset
 
 
 class RateError(ValueError):
     """A well-formed protocol whose rate lies outside [0, 1]."""
 
 
-def _check_rate(rate: float, spec: str) -> None:
+def _rate(text: str, spec: str) -> float:
+    rate = float(text)
     if not (0.0 <= rate <= 1.0):
         raise RateError(f"protocol {spec!r}: rate must lie in [0, 1], got {rate}; {VALID_FORMS}")
+    return rate
 
 
 def stable_seed(*parts: object) -> int:
@@ -139,13 +97,8 @@ def stable_seed(*parts: object) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Core: per-sample rates -> keep masks
+# Frame-level draws shared by the kinds
 # --------------------------------------------------------------------------------------------
-
-def valid_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
-    """(N, T) bool, True inside each sample's length."""
-    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-
 
 def special_token_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     """(N, T) bool, True at the first and last valid position ([CLS] and [SEP])."""
@@ -163,55 +116,149 @@ def draw_keep(valid: torch.Tensor, rates: torch.Tensor, generator: torch.Generat
     return keep
 
 
-def _sample_rates(protocol: Protocol, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Per-sample, per-modality rates for rate-based protocols."""
-    if protocol.kind == "erasure" and protocol.random:
-        rates = {}
-        for m in MODALITIES:
-            r = torch.rand(n, generator=generator) * protocol.rate
-            zero = torch.rand(n, generator=generator) < 0.5  # half the samples keep this modality intact
-            rates[m] = torch.where(zero, torch.zeros_like(r), r)
-        return rates
-    return {m: torch.full((n,), float(protocol.rate)) for m in MODALITIES}
+Masks = dict[str, torch.Tensor]
+#: (protocol, valid masks, generators per modality, protected frames per modality) -> keep masks
+MaskFn = Callable[[Protocol, Masks, dict[str, torch.Generator], dict[str, "torch.Tensor | None"]], Masks]
+
+
+# --------------------------------------------------------------------------------------------
+# The kinds: each is one entry (parse, canonical spec, masks)
+# --------------------------------------------------------------------------------------------
+
+def _parse_complete(parts: list[str], spec: str) -> Protocol:
+    if parts != ["complete"]:
+        raise ValueError
+    return Protocol("complete")
+
+
+def _masks_complete(p: Protocol, valid: Masks, gens, protect) -> Masks:
+    return valid
+
+
+def _parse_frame(parts: list[str], spec: str) -> Protocol:
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("fixed", "resample")):
+        raise ValueError
+    return Protocol("frame", rate=_rate(parts[1], spec), resample=len(parts) == 3 and parts[2] == "resample")
+
+
+def _spec_rate(p: Protocol) -> str:
+    suffix = ":resample" if p.resample else (":random" if p.random else "")
+    return f"{p.kind}:{p.rate:g}{suffix}"
+
+
+def _masks_fixed_rate(p: Protocol, valid: Masks, gens, protect) -> Masks:
+    n = next(iter(valid.values())).shape[0]
+    rate = torch.full((n,), float(p.rate))
+    return {m: draw_keep(valid[m], rate, gens[m], protect[m]) for m in MODALITIES}
+
+
+def _parse_modality(parts: list[str], spec: str) -> Protocol:
+    if len(parts) not in (2, 3):
+        raise ValueError
+    rate, letters = 0.0, parts[1]
+    if len(parts) == 3:  # modality:<subset>+frame:<p>
+        letters, _, kind = parts[1].partition("+")
+        if kind != "frame":
+            raise ValueError
+        rate = _rate(parts[2], spec)
+    letters = letters.strip("{}").replace(",", "")
+    if not letters or set(letters) - set("lav") or len(set(letters)) != len(letters):
+        raise ValueError
+    return Protocol("modality", rate=rate, subset="".join(c for c in "lav" if c in letters))
+
+
+def _spec_modality(p: Protocol) -> str:
+    return f"modality:{p.subset}" + (f"+frame:{p.rate:g}" if p.rate else "")
+
+
+def _masks_modality(p: Protocol, valid: Masks, gens, protect) -> Masks:
+    n = next(iter(valid.values())).shape[0]
+    rate = torch.full((n,), float(p.rate))
+    return {m: torch.zeros_like(valid[m]) if p.absent(m)
+            else (draw_keep(valid[m], rate, gens[m], protect[m]) if p.rate else valid[m]) for m in MODALITIES}
+
+
+def _parse_erasure(parts: list[str], spec: str) -> Protocol:
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "random"):
+        raise ValueError
+    return Protocol("erasure", rate=_rate(parts[1], spec), random=len(parts) == 3)
+
+
+def _masks_erasure(p: Protocol, valid: Masks, gens, protect) -> Masks:
+    if not p.random:
+        return _masks_fixed_rate(p, valid, gens, protect)
+    n = next(iter(valid.values())).shape[0]
+    g, rates = gens["text"], {}
+    for m in MODALITIES:
+        r = torch.rand(n, generator=g) * p.rate
+        zero = torch.rand(n, generator=g) < 0.5  # half the samples keep this modality intact
+        rates[m] = torch.where(zero, torch.zeros_like(r), r)
+    return {m: draw_keep(valid[m], rates[m], gens[m], protect[m]) for m in MODALITIES}
+
+
+def _parse_mixed(parts: list[str], spec: str) -> Protocol:
+    if len(parts) > 2:
+        raise ValueError
+    return Protocol("mixed", rate=_rate(parts[1], spec) if len(parts) == 2 else 0.9)
+
+
+def _masks_mixed(p: Protocol, valid: Masks, gens, protect) -> Masks:
+    n = next(iter(valid.values())).shape[0]
+    g = gens["text"]
+    use_frames = torch.rand(n, generator=g) < 0.5
+    frame_rate = torch.rand(n, generator=g) * p.rate
+    subset_idx = torch.randint(len(SUBSETS), (n,), generator=g)
+    keep = {}
+    for m in MODALITIES:
+        frame_keep = draw_keep(valid[m], frame_rate, gens[m], protect[m])
+        has_m = torch.tensor([LETTER[m] in s for s in SUBSETS])[subset_idx]
+        keep[m] = torch.where(use_frames[:, None], frame_keep, valid[m] & has_m[:, None])
+    return keep
+
+
+@dataclass(frozen=True)
+class KindEntry:
+    parse: Callable[[list[str], str], Protocol]
+    spec: Callable[[Protocol], str]
+    masks: MaskFn
+
+
+#: The one table of protocol kinds.
+KINDS: dict[str, KindEntry] = {
+    "complete": KindEntry(_parse_complete, lambda p: "complete", _masks_complete),
+    "frame": KindEntry(_parse_frame, _spec_rate, _masks_fixed_rate),
+    "modality": KindEntry(_parse_modality, _spec_modality, _masks_modality),
+    "erasure": KindEntry(_parse_erasure, _spec_rate, _masks_erasure),
+    "mixed": KindEntry(_parse_mixed, lambda p: f"mixed:{p.rate:g}", _masks_mixed),
+}
+
+
+def parse_protocol(spec: str | Protocol) -> Protocol:
+    """Parse a protocol spec string; unknown forms raise ValueError listing the valid ones."""
+    if isinstance(spec, Protocol):
+        return spec
+    s = str(spec).strip().lower().replace(" ", "")
+    parts = s.split(":")
+    if parts[0] in KINDS:
+        try:
+            return KINDS[parts[0]].parse(parts, str(spec))
+        except RateError:
+            raise
+        except ValueError:  # malformed number or subset: fall through to the one generic message
+            pass
+    raise ValueError(f"unknown missing-data protocol {spec!r}; {VALID_FORMS}")
 
 
 def protocol_masks(
     protocol: Protocol, lengths: dict[str, torch.Tensor], seq_lens: dict[str, int],
     generators: dict[str, torch.Generator], text_special_tokens: bool = False,
-) -> dict[str, torch.Tensor]:
+) -> Masks:
     """Keep masks (N, T_m) for every modality under ``protocol`` (one generator per modality)."""
-    n = int(lengths["text"].shape[0])
     valid = {m: valid_mask(lengths[m], seq_lens[m]) for m in MODALITIES}
-    if protocol.kind == "complete":
-        return valid
-    protect = {m: None for m in MODALITIES}
+    protect: dict[str, torch.Tensor | None] = {m: None for m in MODALITIES}
     if text_special_tokens:
         protect["text"] = special_token_mask(lengths["text"], seq_lens["text"])
-    if protocol.kind == "modality":
-        present = {SHORT_NAMES[c] for c in protocol.subset}
-        rate = torch.full((n,), float(protocol.rate))
-        return {m: (draw_keep(valid[m], rate, generators[m], protect[m]) if protocol.rate else valid[m])
-                if m in present else torch.zeros_like(valid[m]) for m in MODALITIES}
-    if protocol.kind == "mixed":
-        g = generators["text"]
-        use_frames = torch.rand(n, generator=g) < 0.5
-        frame_rate = torch.rand(n, generator=g) * protocol.rate
-        subset_idx = torch.randint(len(SUBSETS), (n,), generator=g)
-        keep = {}
-        for m in MODALITIES:
-            frame_keep = draw_keep(valid[m], frame_rate, generators[m], protect[m])
-            letter = next(k for k, v in SHORT_NAMES.items() if v == m)
-            has_m = torch.tensor([letter in s for s in SUBSETS])[subset_idx]
-            keep[m] = torch.where(use_frames[:, None], frame_keep, valid[m] & has_m[:, None])
-        return keep
-    rates = _sample_rates(protocol, n, generators["text"])
-    return {m: draw_keep(valid[m], rates[m], generators[m], protect[m]) for m in MODALITIES}
-
-
-def apply_keep(x: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Zero valid-but-dropped frames; padding is left exactly as it was."""
-    dropped = valid & ~keep
-    return x.masked_fill(dropped[..., None], 0.0)
+    return KINDS[protocol.kind].masks(protocol, valid, generators, protect)
 
 
 def mask_text_ids(ids: torch.Tensor, keep: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -231,6 +278,29 @@ def modality_generators(seed: int, *scope: object) -> dict[str, torch.Generator]
 # Whole splits (fixed masks, evaluation) and mini-batches (per-batch training masks)
 # --------------------------------------------------------------------------------------------
 
+def _apply(protocol: Protocol, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor],
+           generators: dict[str, torch.Generator], text_ids: torch.Tensor | None,
+           text_special_tokens: bool) -> tuple[Masks, Masks, torch.Tensor | None]:
+    """The one masking loop: keep masks, masked features (dropped valid frames zeroed, padding left
+    as it was; an absent modality zeroed whole) and text ids with [UNK] at dropped tokens."""
+    seq_lens = {m: features[m].shape[1] for m in MODALITIES}
+    cpu_lengths = {m: lengths[m].cpu() for m in MODALITIES}
+    keep = protocol_masks(protocol, cpu_lengths, seq_lens, generators, text_special_tokens)
+    device = features["text"].device
+    keep = {m: k.to(device) for m, k in keep.items()}
+    out = {}
+    for m in MODALITIES:
+        if protocol.absent(m):
+            out[m] = torch.zeros_like(features[m])
+        else:
+            dropped = valid_mask(lengths[m].to(device), seq_lens[m]) & ~keep[m]
+            out[m] = features[m].masked_fill(dropped[..., None], 0.0)
+    if text_ids is not None:
+        text_ids = text_ids.clone()
+        text_ids[:, 0, :] = mask_text_ids(text_ids[:, 0, :], keep["text"], lengths["text"].to(text_ids.device))
+    return keep, out, text_ids
+
+
 def mask_split(split: MSASplit, protocol: Protocol | str, seed: int = 0,
                text_special_tokens: bool = False) -> MSASplit:
     """A masked copy of ``split`` (keep masks set), deterministic in (protocol, seed, split name).
@@ -238,28 +308,14 @@ def mask_split(split: MSASplit, protocol: Protocol | str, seed: int = 0,
     This is the ``fixed`` variant: evaluation masks, and training masks drawn once at load time.
     """
     protocol = parse_protocol(protocol)
+    features = {m: torch.from_numpy(split.features(m)) for m in MODALITIES}
     lengths = {m: torch.from_numpy(split.lengths[m]) for m in MODALITIES}
-    seq_lens = {m: split.features(m).shape[1] for m in MODALITIES}
+    ids = None if split.text_bert is None else torch.from_numpy(split.text_bert)
     gens = modality_generators(seed, protocol.spec, split.name)
-    keep = protocol_masks(protocol, lengths, seq_lens, gens, text_special_tokens)
-    feats = {}
-    for m in MODALITIES:
-        x = torch.from_numpy(split.features(m))
-        feats[m] = apply_keep(x, keep[m], valid_mask(lengths[m], seq_lens[m]))
-        if protocol.kind == "modality" and _letter(m) not in protocol.subset:
-            feats[m] = torch.zeros_like(x)
-    text_bert = split.text_bert
-    if text_bert is not None:
-        text_bert = text_bert.copy()
-        text_bert[:, 0, :] = mask_text_ids(torch.from_numpy(text_bert[:, 0, :]), keep["text"],
-                                           lengths["text"]).numpy()
+    keep, feats, ids = _apply(protocol, features, lengths, gens, ids, text_special_tokens)
     return replace(split, text=feats["text"].numpy(), audio=feats["audio"].numpy(),
                    vision=feats["vision"].numpy(), keep={m: keep[m].numpy() for m in MODALITIES},
-                   text_bert=text_bert)
-
-
-def _letter(modality: str) -> str:
-    return {v: k for k, v in SHORT_NAMES.items()}[modality]
+                   text_bert=None if ids is None else ids.numpy())
 
 
 def mask_batch(batch: Batch, protocol: Protocol | str, generator: torch.Generator,
@@ -267,21 +323,9 @@ def mask_batch(batch: Batch, protocol: Protocol | str, generator: torch.Generato
     """A masked copy of ``batch`` (fresh draws from ``generator``); ``complete`` holds the originals."""
     protocol = parse_protocol(protocol)
     source = batch.complete if batch.complete is not None else batch.features
-    seq_lens = {m: source[m].shape[1] for m in MODALITIES}
-    lengths = {m: batch.lengths[m].cpu() for m in MODALITIES}
-    keep = protocol_masks(protocol, lengths, seq_lens, {m: generator for m in MODALITIES}, text_special_tokens)
-    device = source["text"].device
-    keep = {m: k.to(device) for m, k in keep.items()}
-    feats = {}
-    for m in MODALITIES:
-        feats[m] = apply_keep(source[m], keep[m], valid_mask(batch.lengths[m], seq_lens[m]))
-        if protocol.kind == "modality" and _letter(m) not in protocol.subset:
-            feats[m] = torch.zeros_like(source[m])
-    text_ids = batch.text_ids
-    if text_ids is not None:
-        text_ids = text_ids.clone()
-        text_ids[:, 0, :] = mask_text_ids(text_ids[:, 0, :], keep["text"], batch.lengths["text"])
-    return replace(batch, features=feats, keep=keep, text_ids=text_ids, complete=source, views=None)
+    keep, feats, ids = _apply(protocol, source, batch.lengths, {m: generator for m in MODALITIES},
+                              batch.text_ids, text_special_tokens)
+    return replace(batch, features=feats, keep=keep, text_ids=ids, complete=source, views=None)
 
 
 def observed_rate(keep: np.ndarray | torch.Tensor, lengths: np.ndarray | torch.Tensor) -> float:

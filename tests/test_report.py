@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from msa_lib.metrics import auilc
+from msa_lib.experiments import dataset_paths, parse_seeds
+from msa_lib.metrics import HEADLINE_METRICS, format_mean_std, metric_spec
 from msa_lib.report import (
-    CONDITIONS, auilc_table, avg_means, cells, condition_table, curve, data_caption, dataset_paths, parse_seeds,
-    per_condition,
+    CONDITIONS, auilc_table, avg_means, beside, cells, condition_table, curve, data_caption, per_condition, reported,
 )
 from msa_lib.data import make_synthetic
 
@@ -57,7 +58,38 @@ def test_accuracy_metrics_are_shown_in_percent():
     d = pd.DataFrame(rows("A", 1, "F1_non0", {p: 0.8 for p in SUBSET_PROTOCOLS.values()}))
     assert condition_table(d, ["F1_non0"]).loc["{a}", "A F1_non0"] == "80.00 ± 0.00"
     summary = pd.DataFrame({"metric": ["MAE", "Acc-2_has0"], "mean": [0.5, 0.75], "std": [0.1, 0.05]})
-    assert cells(summary).tolist() == ["0.50 ± 0.10", "75.00 ± 5.00"]
+    # one spec for every page: MAE with 3 decimals everywhere, accuracies in % with 2
+    assert cells(summary).tolist() == ["0.500 ± 0.100", "75.00 ± 5.00"]
+
+
+def test_metric_spec_is_the_one_source_of_direction_scale_and_decimals():
+    assert not metric_spec("MAE").higher and metric_spec("Corr").higher and metric_spec("happy_F1").percent
+    assert (metric_spec("Corr").percent, metric_spec("Corr").decimals) == (False, 3)
+    assert format_mean_std("Avg_F1", 0.51234, 0.0) == "51.23 ± 0.00"
+    assert HEADLINE_METRICS["iemocap"][:4] == ("happy_F1", "sad_F1", "angry_F1", "neutral_F1")
+    with pytest.raises(ValueError, match="unknown metric 'R2'"):
+        metric_spec("R2")
+
+
+def test_reported_tables_use_library_metric_names_and_keep_the_paper_label():
+    t1 = reported("umdf_table1", dataset="MOSI", model="UMDF")
+    assert set(t1.metric) == {"MAE", "F1_non0"} and set(t1.paper_label) == {"MAE", "F1"}
+    assert len(t1) == 16 and t1.set_index(["condition", "metric"]).loc[("{l,a,v}", "MAE"), "value"] == pytest.approx(0.697, abs=0.1)
+    t2 = reported("umdf_table2", model="UMDF")
+    assert set(t2.metric) == {f"{e}_F1" for e in ("happy", "sad", "angry", "neutral")}
+    with pytest.raises(ValueError, match="no reported table 'nope'.*umdf_table1"):
+        reported("nope")
+    with pytest.raises(ValueError, match="no column 'colour'"):
+        reported("umdf_table1", colour="red")
+
+
+def test_beside_puts_reported_columns_next_to_ours_by_condition():
+    ours = pd.DataFrame({"A MAE": ["x"] * 3}, index=pd.Index(["{l}", "{a}", "Avg"], name="condition"))
+    rows_ = pd.DataFrame({"model": ["P", "P", "P"], "metric": ["MAE"] * 3, "condition": ["{a}", "{l}", "{v}"],
+                          "value": [2.0, 1.0, 9.0]})
+    out = beside(ours, rows_, "{model} reported {metric}")
+    assert list(out.columns) == ["A MAE", "P reported MAE"]
+    assert out["P reported MAE"].tolist()[:2] == [1.0, 2.0] and pd.isna(out.loc["Avg", "P reported MAE"])
 
 
 def test_auilc_table_matches_metrics_auilc_on_seed_means():

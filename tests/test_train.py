@@ -15,11 +15,12 @@ from torch import nn
 import msa_lib.train as train_mod
 from msa_lib.data.container import MODALITIES, MSADataset, MSASplit
 from msa_lib.data.synthetic import make_synthetic
-from msa_lib.experiments import run_one
+from msa_lib.runs import run_one
 from msa_lib.missing import observed_rate
 from msa_lib.models import MODELS, build_model
 from msa_lib.models.base import Batch, ModelOutput, MSAModel
-from msa_lib.models.tfn import TFN, masked_mean
+from msa_lib.core import masked_mean
+from msa_lib.models.tfn import TFN
 from msa_lib.results import RunSpec
 from msa_lib.train import TrainConfig, Trainer, evaluate, predict, task_loss
 

@@ -7,7 +7,7 @@ fails with one message naming the file, split, key and shape.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -139,27 +139,6 @@ class MSASplit:
             raise DataFormatError(f"{where(src, split, 'id')}: expected {n} ids, got {len(self.ids)}")
         if self.raw_text is not None and len(self.raw_text) != n:
             raise DataFormatError(f"{where(src, split, 'raw_text')}: expected {n} entries, got {len(self.raw_text)}")
-
-    def subset(self, index: np.ndarray) -> "MSASplit":
-        """Rows ``index`` of this split (a copy)."""
-        index = np.asarray(index)
-        pick = lambda a: None if a is None else a[index]  # noqa: E731
-        return replace(
-            self,
-            text=self.text[index],
-            audio=self.audio[index],
-            vision=self.vision[index],
-            lengths={m: v[index] for m, v in self.lengths.items()},
-            labels=pick(self.labels),
-            ids=[self.ids[i] for i in index],
-            raw_text=None if self.raw_text is None else [self.raw_text[i] for i in index],
-            unimodal_labels=None
-            if self.unimodal_labels is None
-            else {m: v[index] for m, v in self.unimodal_labels.items()},
-            class_labels=pick(self.class_labels),
-            text_bert=pick(self.text_bert),
-            keep=None if self.keep is None else {m: v[index] for m, v in self.keep.items()},
-        )
 
 
 @dataclass

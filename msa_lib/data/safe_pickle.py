@@ -24,7 +24,7 @@ from numpy._core import numeric as _numeric
 
 from .container import DataFormatError
 
-__all__ = ["UnsafePickleError", "safe_load", "allowed_globals"]
+__all__ = ["UnsafePickleError", "safe_load"]
 
 
 class UnsafePickleError(DataFormatError):
@@ -56,11 +56,6 @@ def _build_allowed() -> dict[tuple[str, str], Any]:
 
 
 _ALLOWED: dict[tuple[str, str], Any] = _build_allowed()
-
-
-def allowed_globals() -> list[str]:
-    """The ``module.name`` globals :func:`safe_load` admits (besides a latin-1-only ``_codecs.encode``)."""
-    return sorted(f"{m}.{n}" for m, n in _ALLOWED) + ["_codecs.encode"]
 
 
 class _SafeUnpickler(pickle.Unpickler):

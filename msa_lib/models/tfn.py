@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .base import Batch, ModelOutput, MSAModel
+from ..core import Batch, masked_mean
+from .base import ModelOutput, MSAModel
 
 
 @dataclass
@@ -24,12 +25,6 @@ class TFNConfig:
     text_out: int = 32
     post_fusion_dim: int = 32
     dropout: float = 0.2
-
-
-def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid frames of each sample (padding excluded)."""
-    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-    return (x * valid[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
 
 
 class SubNet(nn.Module):

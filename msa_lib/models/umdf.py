@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from msa_lib.losses import js_divergence, mmd
-from msa_lib.models.base import Batch, ModelOutput, MSAModel
+from ..core import Batch, last_valid, padding_mask
+from ..losses import js_divergence, mmd
+from .base import ModelOutput, MSAModel
 
 MODALITIES: tuple[str, str, str] = ("text", "audio", "vision")
 
@@ -95,30 +96,6 @@ class UMDFConfig:
             )
 
 
-_PAPER_SETTINGS: dict[str, dict[str, float | int]] = {
-    # Paper, "Experimental Setup": batch {128, 16, 32}, lr {1e-3, 1e-3, 2e-3}, epochs {100, 30, 40},
-    # heads {10, 8, 10}; feature size 40 and 4 MCIM layers on all three datasets.
-    "mosi": {"batch_size": 128, "lr": 1e-3, "epochs": 100, "n_heads": 10},
-    "mosei": {"batch_size": 16, "lr": 1e-3, "epochs": 30, "n_heads": 8},
-    "iemocap": {"batch_size": 32, "lr": 2e-3, "epochs": 40, "n_heads": 10},
-}
-
-
-def umdf_paper_config(dataset: str) -> tuple[UMDFConfig, dict[str, float | int]]:
-    """The paper's setting for ``dataset`` in {"mosi", "mosei", "iemocap"} (case-insensitive).
-
-    Returns ``(model_config, training)`` with ``training = {"batch_size", "lr", "epochs"}`` (Adam).
-    lambda_1 and lambda_2 are not reported in the paper and belong to the trainer's config.
-    """
-    key = dataset.lower()
-    if key not in _PAPER_SETTINGS:
-        raise ValueError(f"umdf_paper_config: unknown dataset {dataset!r}; expected one of {sorted(_PAPER_SETTINGS)}")
-    s = _PAPER_SETTINGS[key]
-    config = UMDFConfig(d=40, n_heads=int(s["n_heads"]), n_layers=4)
-    training = {"batch_size": int(s["batch_size"]), "lr": float(s["lr"]), "epochs": int(s["epochs"])}
-    return config, training
-
-
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
@@ -133,28 +110,6 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device | None = No
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
     return pe.to(dtype)
-
-
-def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, True on PADDING positions (key_padding_mask convention).
-
-    Lengths are clamped to [1, T] so that no attention row ever sees only masked keys (a sample
-    whose modality has length 0 keeps its first, all-zero frame as a key).
-    """
-    lengths = lengths.to(torch.long).clamp(1, max_len)
-    steps = torch.arange(max_len, device=lengths.device)
-    return steps.unsqueeze(0) >= lengths.unsqueeze(1)
-
-
-def last_valid(seq: Tensor, lengths: Tensor) -> Tensor:
-    """(B, T, D), (B,) -> (B, D): element at position ``length - 1`` (lengths clamped to [1, T]).
-
-    With post-padded sequences this is the last *valid* element; with full-length sequences it
-    is exactly the paper's "last element".
-    """
-    b, t, dim = seq.shape
-    idx = (lengths.to(torch.long).clamp(1, t) - 1).to(seq.device)
-    return seq.gather(1, idx.view(b, 1, 1).expand(b, 1, dim)).squeeze(1)
 
 
 def _encoder(dim: int, config: UMDFConfig, layers: int) -> nn.TransformerEncoder:
@@ -387,17 +342,12 @@ class UMDF(MSAModel):
 
     def f_y(self, h: Tensor) -> Tensor:
         """f_y of UMDF Eq. 5-6 on the last elements h_k (B, 3d) -> (B,) or (B, C, 2)."""
-        if self.config.share_logit_head:
-            head = self.head  # note: the head's dropout then also acts on f_y during training
-        elif hasattr(self, "logit_head"):
-            head = self.logit_head
-        else:
-            raise RuntimeError("UMDF.f_y: no logits head (use_logit_distill=False and share_logit_head=False)")
+        # with share_logit_head the head's dropout also acts on f_y during training
+        head = self.head if self.config.share_logit_head else self.logit_head
         return self._shape_logits(head(h))
 
     def encode(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         """MCIM on one (or a stacked) batch: ({m: Z_m^h (B, T, d)}, H (B, T, 3d))."""
-        self.check_aligned(features)
         return self.mcim(features, lengths, lengths["text"])
 
     def integrate(self, h_a: Tensor, h_b: Tensor, joint_lengths: Tensor) -> Tensor:
@@ -419,8 +369,7 @@ class UMDF(MSAModel):
             # Inference: "we clone a copy of the testing sample" and use both as the two streams.
             view_a = view_b = batch
             distill = False
-        for view in (view_a, view_b):
-            self.check_aligned(view.features)
+        self.check_aligned(view_a.features)  # the views share their shapes
         bsz = view_a.size
 
         # Both streams go through the same (shared) network; stacking them along the batch is
@@ -458,36 +407,3 @@ class UMDF(MSAModel):
         rep = last_valid(h_bar, joint_len)  # last (valid) element of H-bar
         prediction = self._shape_logits(self.head(rep))
         return ModelOutput(prediction=prediction, losses=losses, representation=rep)
-
-
-# ----------------------------------------------------------------------------------------------
-# settings per profile
-# ----------------------------------------------------------------------------------------------
-
-#: The smoke and book profiles run on two CPU cores: 2 attention heads and 2 MCIM layers instead
-#: of the paper's 10 (8 on MOSEI) heads and 4 layers. With heads of size 4, PyTorch's CPU attention
-#: costs ~5x more per step (measured: 5.4 s vs 1.1 s per MOSI-shaped step at batch 128). Captions
-#: of book-profile runs say so; the paper profile uses the paper's setting.
-CPU_BUDGET: dict[str, int] = {"n_heads": 2, "n_layers": 2}
-
-#: lambda_1 (L_fea) and lambda_2 (L_logits) are not reported in the paper. Chosen on the validation
-#: MAE of the synthetic MOSI default (book profile, CPU budget, seed 1, train protocol "mixed") over
-#: {0.1, 1}^2: (0.1, 0.1) 0.800, (0.1, 1) 0.812, (1, 0.1) 0.769, (1, 1) 0.779. Re-run the sweep with
-#: ``python -m msa_lib train --model umdf --protocol mixed --train-config '{"loss_weights": {...}}'``
-#: and compare the ``valid`` block of each run's JSON. On real data, choose them again.
-LOSS_WEIGHTS: dict[str, float] = {"fea": 1.0, "logits": 0.1}
-
-
-def umdf_setup(dataset_name: str, profile: str, epochs: int | None = None, patience: int = 10
-               ) -> tuple[dict, dict]:
-    """(model_config, train_config) dicts for ``dataset_name`` (mosi / mosei / iemocap; anything
-    else uses the MOSI setting) under ``profile``: the paper's setting for ``paper``, the CPU
-    budget otherwise. ``epochs=None`` keeps the paper's epoch count."""
-    key = dataset_name.lower() if dataset_name.lower() in _PAPER_SETTINGS else "mosi"
-    config, training = umdf_paper_config(key)
-    model_config = {"n_heads": config.n_heads, "n_layers": config.n_layers}
-    if profile != "paper":
-        model_config = dict(CPU_BUDGET)
-        training["batch_size"] = min(int(training["batch_size"]), 64)
-    training["epochs"] = int(epochs or training["epochs"])
-    return model_config, {**training, "patience": patience, "loss_weights": dict(LOSS_WEIGHTS)}

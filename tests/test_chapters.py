@@ -1,0 +1,116 @@
+"""Chapter modules: one source of every paper setting, errors naming the choices, and the same runs
+from a notebook, the chapter API and the command line."""
+from __future__ import annotations
+
+import pytest
+
+from msa_lib.__main__ import main
+from msa_lib.chapters import CHAPTERS, baselines, chapter_of_model, get_chapter, umdf
+from msa_lib.experiments import PROFILES, get_profile, profile_table
+from msa_lib.models import build_model
+from msa_lib.results import ResultsStore
+
+DIMS = {"text": 12, "audio": 5, "vision": 20}
+
+
+@pytest.mark.parametrize("row", sorted(umdf.SETTINGS))
+def test_umdf_paper_profile_builds_the_paper_network_and_cpu_profiles_the_budget(row):
+    paper_cfg, paper_train = umdf.model_setup("umdf", row, get_profile("paper"))
+    book_cfg, book_train = umdf.model_setup("umdf", row, get_profile("book"))
+    model = build_model("umdf", DIMS, paper_cfg)
+    heads = {m.num_heads for m in model.modules() if hasattr(m, "num_heads")}
+    assert heads == {umdf.SETTINGS[row]["n_heads"]} and len(model.mcim.layers) == umdf.SETTINGS[row]["n_layers"]
+    assert paper_train["epochs"] == umdf.SETTINGS[row]["epochs"] and paper_train["batch_size"] == umdf.SETTINGS[row]["batch_size"]
+    budget = build_model("umdf", DIMS, book_cfg)
+    assert len(budget.mcim.layers) == umdf.CPU_BUDGET["n_layers"] < umdf.SETTINGS[row]["n_layers"]
+    assert book_train["batch_size"] <= umdf.CPU_BUDGET["max_batch"] and book_train["epochs"] == PROFILES["book"].epochs
+    assert paper_train["loss_weights"] == umdf.LOSS_WEIGHTS
+
+
+def test_rows_differ_where_the_paper_differs():
+    mosi = umdf.model_setup("umdf", "mosi", get_profile("paper"))
+    mosei = umdf.model_setup("umdf", "mosei", get_profile("paper"))
+    assert mosi != mosei  # mosei must never silently get mosi's settings
+
+
+def test_unknown_dataset_is_an_error_naming_the_choices_and_user_data_picks_a_row():
+    prof = get_profile("smoke")
+    with pytest.raises(ValueError, match=r"no settings for 'sims': choose one of \['iemocap', 'mosei', 'mosi'\]"):
+        umdf.specs("synthetic:sims", None, prof, [1])
+    with pytest.raises(ValueError, match="no settings for 'my_lab'.*`settings` parameter"):
+        umdf.specs("my_lab", "/data/x.pkl", prof, [1])
+    specs = umdf.specs("my_lab", "/data/x.pkl", prof, [1], settings="mosei", with_tfn=False)
+    assert specs[0].train_config == umdf.model_setup("umdf", "mosei", prof)[1]
+    assert specs[0].dataset == "my_lab" and specs[0].data_options == {"data_path": "/data/x.pkl"}
+    with pytest.raises(ValueError, match="unknown UMDF variant"):
+        umdf.specs("synthetic:mosi", None, prof, [1], variants=("UMDF w/o everything",))
+    with pytest.raises(ValueError, match="unknown chapter 'dar'"):
+        get_chapter("dar")
+
+
+def test_every_model_has_a_chapter_and_every_chapter_the_interface():
+    from msa_lib.models import MODELS
+
+    assert {m for c in CHAPTERS.values() for m in c.MODELS} == set(MODELS)
+    for c in CHAPTERS.values():
+        for name in ("NAME", "TITLE", "MODELS", "SETTINGS", "model_setup", "specs", "run", "setting_text"):
+            assert hasattr(c, name), (c.NAME, name)
+    assert chapter_of_model("tfn") is baselines and chapter_of_model("umdf") is umdf
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        chapter_of_model("nope")
+
+
+def test_umdf_pages_share_runs_tfn_comes_from_the_baselines_chapter():
+    prof = get_profile("smoke")
+    table1 = umdf.specs("synthetic:mosi", None, prof, [1, 2])
+    tsne = umdf.specs("synthetic:mosi", None, prof, [1])
+    assert {s.key for s in tsne} <= {s.key for s in table1}
+    tfn = [s for s in table1 if s.model == "tfn"]
+    assert [s.key for s in tfn] == [s.key for s in baselines.tfn_specs("synthetic:mosi", None, prof, [1, 2],
+                                                                      eval_protocols=umdf.EVALS)]
+
+
+def test_setting_text_and_profile_table_are_computed():
+    assert f"{umdf.CPU_BUDGET['n_heads']} heads" in umdf.setting_text(get_profile("book"))
+    assert "the paper's setting" in umdf.setting_text(get_profile("paper"))
+    table = profile_table()
+    assert list(table.index) == list(PROFILES) and table.loc["book", "epochs"] == PROFILES["book"].epochs
+
+
+def test_cli_run_builds_the_chapter_runs_of_the_notebooks(tmp_path, capsys):
+    args = ["run", "--chapter", "baselines", "--dataset", "synthetic:mosi", "--profile", "smoke", "--seeds", "1",
+            "--results-dir", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "TFN (train once)" in out and "TFN (per-rate training)" in out
+    store = ResultsStore(tmp_path)
+    specs = baselines.specs("synthetic:mosi", None, get_profile("smoke"), [1])
+    assert all(store.is_complete(s) for s in specs)  # exactly the notebook's runs, finished
+
+
+def test_cli_train_uses_the_chapter_settings_for_the_dataset(tmp_path):
+    args = ["train", "--model", "umdf", "--dataset", "synthetic:mosei", "--profile", "smoke", "--seeds", "1",
+            "--protocol", "mixed", "--eval", "complete", "--results-dir", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    (record,) = ResultsStore(tmp_path).records()
+    assert record["spec"]["train_config"] == umdf.model_setup("umdf", "mosei", get_profile("smoke"))[1]
+
+
+def test_cli_train_on_a_user_file_is_labelled_by_the_file_not_a_preset(tmp_path, capsys):
+    path = tmp_path / "my_lab.pkl"
+    path.write_bytes(b"not a pickle")
+    assert main(["train", "--model", "tfn", "--data-path", str(path), "--results-dir", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic" not in err and ("my_lab" in err or str(path) in err)
+
+
+def test_cli_help_describes_protocols_models_chapters_profiles(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for word in ("erasure:R", "modality:", "umdf", "baselines", "smoke", "paper"):
+        assert word in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "['tfn', 'umdf']" in capsys.readouterr().out

@@ -1,0 +1,309 @@
+"""Tests for the loss terms in msa_lib.losses (UMDF: mmd, js_divergence).
+
+The public functions clamp their results into the mathematically guaranteed range (MMD^2 >= 0,
+0 <= JS <= log 2) against round-off. A test of those bounds *through* the clamp could never fail,
+so the properties below are checked on the unclamped values (``clamp=False``) and the values
+themselves against direct numpy oracles written from the formulas.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from msa_lib.losses import js_divergence, mmd
+
+LOG2 = math.log(2.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    # Tiny tensors: one intra-op thread is fastest and avoids oversubscription when other test
+    # processes share the CPU. Restored afterwards for the rest of the session.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# MMD (UMDF Eq. 1-3)
+# ---------------------------------------------------------------------------------------------
+
+
+def _np_bandwidths(x: np.ndarray, y: np.ndarray, kernel_mul: float, kernel_num: int) -> list[float]:
+    """s_i = base * kernel_mul**(i - kernel_num // 2), base = mean sq. distance over distinct pairs."""
+    z = np.concatenate([x, y], axis=0)
+    total, count = 0.0, 0
+    for i in range(len(z)):
+        for j in range(len(z)):
+            if i != j:
+                total += float(np.sum((z[i] - z[j]) ** 2))
+                count += 1
+    base = total / count
+    return [base * kernel_mul ** (i - kernel_num // 2) for i in range(kernel_num)]
+
+
+def _np_mmd(x: np.ndarray, y: np.ndarray, kernel_mul: float = 2.0, kernel_num: int = 5) -> float:
+    """Biased V-statistic of the squared multi-kernel MMD, by explicit double loops."""
+    bws = _np_bandwidths(x, y, kernel_mul, kernel_num)
+
+    def k(u: np.ndarray, v: np.ndarray) -> float:
+        d2 = float(np.sum((u - v) ** 2))
+        return sum(math.exp(-d2 / s) for s in bws)  # kernels summed, not averaged
+
+    def mean_k(a: np.ndarray, b: np.ndarray) -> float:
+        return sum(k(a[i], b[j]) for i in range(len(a)) for j in range(len(b))) / (len(a) * len(b))
+
+    return mean_k(x, x) + mean_k(y, y) - 2.0 * mean_k(x, y)
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "dim", "kernel_mul", "kernel_num"),
+    [(6, 6, 4, 2.0, 5), (5, 8, 3, 2.0, 5), (7, 4, 2, 1.5, 4), (4, 5, 3, 3.0, 1)],
+)
+def test_mmd_matches_double_loop_oracle(n: int, m: int, dim: int, kernel_mul: float, kernel_num: int) -> None:
+    g = torch.Generator().manual_seed(n * 100 + m * 10 + kernel_num)
+    x = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    y = 0.7 * torch.randn(m, dim, generator=g, dtype=torch.float64) + 0.5
+    expected = _np_mmd(x.numpy(), y.numpy(), kernel_mul, kernel_num)
+    assert expected > 1e-3  # the draws are genuinely different, so the comparison is informative
+    got = mmd(x, y, kernel_mul=kernel_mul, kernel_num=kernel_num, clamp=False)
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+    # float32 input gives the same value up to float32 round-off
+    got32 = mmd(x.float(), y.float(), kernel_mul=kernel_mul, kernel_num=kernel_num, clamp=False)
+    assert got32.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_mmd_unclamped_is_nonnegative_on_random_draws() -> None:
+    # A squared RKHS norm: >= 0 up to round-off for any samples (checked without the clamp).
+    g = torch.Generator().manual_seed(0)
+    for draw in range(60):
+        n = 2 + draw % 6
+        m = 2 + (draw * 5) % 7
+        dim = 1 + draw % 4
+        scale = 10.0 ** ((draw % 5) - 2)  # 0.01 .. 100
+        x = scale * torch.randn(n, dim, generator=g)
+        y = scale * (torch.randn(m, dim, generator=g) * (1 + draw % 3) + 0.3 * (draw % 4))
+        value = mmd(x, y, kernel_mul=1.0 + 0.5 * (draw % 3), kernel_num=1 + draw % 5, clamp=False)
+        assert torch.isfinite(value)
+        assert value.item() >= -1e-6, (draw, value.item())
+
+
+def test_mmd_is_exactly_zero_for_identical_samples() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(9, 5, generator=g)
+    assert mmd(x, x.clone(), clamp=False).item() == 0.0
+    same = torch.ones(8, 5)  # all points identical: zero base bandwidth must not give NaN
+    value = mmd(same, same.clone(), clamp=False)
+    assert torch.isfinite(value) and value.item() == 0.0
+
+
+def test_mmd_grows_when_one_sample_is_shifted() -> None:
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(16, 5, generator=g)
+    values = [mmd(x, x + shift, clamp=False).item() for shift in (0.0, 0.25, 1.0, 3.0)]
+    assert values[0] == 0.0
+    assert values[1] > 1e-4
+    assert values[0] < values[1] < values[2] < values[3]
+
+
+def _torch_mmd_fixed_bandwidth(x: torch.Tensor, y: torch.Tensor, bws: list[float]) -> torch.Tensor:
+    """V-statistic with the bandwidths given as plain constants (no path through them)."""
+
+    def mean_k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return sum(torch.exp(-d2 / s) for s in bws).mean()
+
+    return mean_k(x, x) + mean_k(y, y) - 2.0 * mean_k(x, y)
+
+
+def test_mmd_gradient_flows_to_both_samples_but_not_through_the_bandwidth() -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = (torch.randn(6, 3, generator=g, dtype=torch.float64) + 0.5).requires_grad_(True)
+    mmd(x, y, clamp=False).backward()
+    assert x.grad is not None and y.grad is not None
+    assert x.grad.abs().max() > 1e-3 and y.grad.abs().max() > 1e-3
+
+    # Reference: same estimate with the bandwidths frozen as constants -> identical gradient.
+    bws = _np_bandwidths(x.detach().numpy(), y.detach().numpy(), 2.0, 5)
+    xr, yr = x.detach().clone().requires_grad_(True), y.detach().clone().requires_grad_(True)
+    _torch_mmd_fixed_bandwidth(xr, yr, bws).backward()
+    assert torch.allclose(x.grad, xr.grad, rtol=1e-7, atol=1e-9)
+    assert torch.allclose(y.grad, yr.grad, rtol=1e-7, atol=1e-9)
+
+    # ... and it is not the full derivative: a central difference of the function, which does see
+    # the bandwidth's dependence on x, disagrees (so the comparison above has teeth).
+    eps = 1e-6
+    fd = torch.zeros_like(x)
+    with torch.no_grad():
+        for idx in np.ndindex(*x.shape):
+            xp, xm = x.detach().clone(), x.detach().clone()
+            xp[idx] += eps
+            xm[idx] -= eps
+            fd[idx] = (mmd(xp, y, clamp=False) - mmd(xm, y, clamp=False)) / (2 * eps)
+    assert (fd - x.grad).abs().max() > 1e-4
+
+
+def test_mmd_gradient_is_finite_for_identical_points() -> None:
+    x = torch.ones(4, 3, requires_grad=True)
+    mmd(x, torch.ones(4, 3), clamp=False).backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_mmd_public_value_is_the_clamped_one() -> None:
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(5, 3, generator=g), torch.randn(7, 3, generator=g) + 1.0
+    raw = mmd(x, y, clamp=False)
+    assert raw.item() > 1e-3
+    assert mmd(x, y).item() == raw.item()
+    assert mmd(x, x.clone()).item() == 0.0
+    # The same sample in another order: MMD^2 is 0 mathematically, but round-off can leave the raw
+    # value slightly below 0; ``clamp=False`` must expose that and the default must clamp it.
+    raws = []
+    for seed in range(40):
+        gs = torch.Generator().manual_seed(seed)
+        a = torch.randn(6, 3, generator=gs)
+        b = a[torch.randperm(6, generator=gs)]
+        raw_ab = mmd(a, b, clamp=False).item()
+        assert abs(raw_ab) <= 1e-5
+        assert mmd(a, b).item() == max(raw_ab, 0.0)
+        raws.append(raw_ab)
+    assert min(raws) < 0.0
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape"),
+    [((4, 3), (4, 2)), ((4, 3), (3,)), ((0, 3), (4, 3)), ((2, 4, 3), (4, 3))],
+)
+def test_mmd_shape_errors_name_the_shapes(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    pattern = re.escape(str(tuple(x_shape))) + ".*" + re.escape(str(tuple(y_shape)))
+    with pytest.raises(ValueError, match=pattern):
+        mmd(torch.zeros(x_shape), torch.zeros(y_shape))
+
+
+def test_mmd_rejects_bad_kernel_settings() -> None:
+    x = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="kernel_num"):
+        mmd(x, x, kernel_num=0)
+    with pytest.raises(ValueError, match="kernel_mul"):
+        mmd(x, x, kernel_mul=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jensen-Shannon divergence (UMDF Eq. 4-5)
+# ---------------------------------------------------------------------------------------------
+
+
+def _np_js(logits_p: np.ndarray, logits_q: np.ndarray) -> float:
+    """0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, natural log, averaged over leading dims."""
+
+    def softmax(a: np.ndarray) -> np.ndarray:
+        e = np.exp(a - a.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # sum_k a_k log(a_k / b_k) with the convention 0 log 0 = 0 (softmax can underflow to 0)
+        safe_a, safe_b = np.where(a > 0, a, 1.0), np.where(a > 0, b, 1.0)
+        return np.sum(np.where(a > 0, a * np.log(safe_a / safe_b), 0.0), axis=-1)
+
+    p, q = softmax(logits_p.astype(np.float64)), softmax(logits_q.astype(np.float64))
+    m = 0.5 * (p + q)
+    kl_pm, kl_qm = kl(p, m), kl(q, m)
+    return float(np.mean(0.5 * kl_pm + 0.5 * kl_qm))
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 2), (5, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_js_matches_numpy_oracle(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(len(shape))
+    for scale in (0.5, 2.0, 5.0):
+        p = scale * torch.randn(*shape, generator=g, dtype=dtype)
+        q = scale * torch.randn(*shape, generator=g, dtype=dtype)
+        expected = _np_js(p.numpy(), q.numpy())
+        assert expected > 1e-3
+        assert js_divergence(p, q, clamp=False).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_js_is_symmetric_and_zero_for_equal_inputs() -> None:
+    g = torch.Generator().manual_seed(5)
+    for shape in ((6, 4, 2), (5, 3)):
+        p = 3.0 * torch.randn(*shape, generator=g)
+        q = 3.0 * torch.randn(*shape, generator=g)
+        pq, qp = js_divergence(p, q, clamp=False), js_divergence(q, p, clamp=False)
+        assert pq.item() > 1e-3
+        assert pq.item() == pytest.approx(qp.item(), abs=1e-7)
+        assert abs(js_divergence(p, p.clone(), clamp=False).item()) <= 1e-7
+        # softmax is shift-invariant: equal distributions from different logits also give 0
+        assert abs(js_divergence(p, p + 7.0, clamp=False).item()) <= 1e-6
+
+
+def test_js_unclamped_is_bounded_by_log2_for_extreme_logits() -> None:
+    g = torch.Generator().manual_seed(6)
+    for draw in range(20):
+        shape = (8, 4, 2) if draw % 2 else (8, 3)
+        signs_p = torch.randint(0, 2, shape, generator=g) * 2 - 1
+        signs_q = torch.randint(0, 2, shape, generator=g) * 2 - 1
+        for p, q in (
+            (50.0 * signs_p, 50.0 * signs_q),
+            (torch.rand(shape, generator=g) * 100 - 50, torch.rand(shape, generator=g) * 100 - 50),
+        ):
+            value = js_divergence(p.float(), q.float(), clamp=False)
+            assert torch.isfinite(value)
+            assert -1e-7 <= value.item() <= LOG2 + 1e-6, (draw, value.item())
+
+
+@pytest.mark.parametrize("big", [50.0, 1e4])
+def test_js_reaches_log2_for_opposite_one_hot_distributions(big: float) -> None:
+    binary_p = torch.tensor([[big, -big], [-big, big]])
+    three_p = torch.tensor([[big, -big, -big], [-big, -big, big]])
+    three_q = torch.tensor([[-big, big, -big], [big, -big, -big]])
+    for p, q in ((binary_p, binary_p.flip(-1)), (three_p, three_q)):
+        value = js_divergence(p, q, clamp=False)
+        assert torch.isfinite(value)
+        assert value.item() == pytest.approx(LOG2, abs=1e-6)
+        assert value.item() <= LOG2 + 1e-6
+
+
+def test_js_is_stable_for_huge_logits() -> None:
+    p = torch.tensor([[1e4, -1e4, 0.0], [3e3, 1e4, -1e4]], requires_grad=True)
+    q = torch.tensor([[-1e4, 1e4, 5e3], [1e4, 1e4, -1e4]])
+    value = js_divergence(p, q, clamp=False)
+    assert torch.isfinite(value)
+    assert value.item() == pytest.approx(_np_js(p.detach().numpy(), q.numpy()), abs=1e-6)
+    value.backward()
+    assert torch.isfinite(p.grad).all()
+    assert js_divergence(p.detach(), p.detach().clone(), clamp=False).item() == 0.0
+
+
+def test_js_public_value_is_the_clamped_one() -> None:
+    g = torch.Generator().manual_seed(7)
+    p, q = torch.randn(6, 4, 2, generator=g), torch.randn(6, 4, 2, generator=g)
+    raw = js_divergence(p, q, clamp=False)
+    assert 1e-4 < raw.item() < LOG2
+    assert js_divergence(p, q).item() == raw.item()
+    # Equal distributions from shifted logits: JS is 0 mathematically, but round-off can leave the
+    # raw value slightly below 0; ``clamp=False`` must expose that and the default must clamp it.
+    raws = []
+    for seed in range(40):
+        gs = torch.Generator().manual_seed(seed)
+        a = 3.0 * torch.randn(4, 3, generator=gs)
+        b = a + 5.0 * torch.randn(4, 1, generator=gs)
+        raw_ab = js_divergence(a, b, clamp=False).item()
+        assert abs(raw_ab) <= 1e-6
+        assert js_divergence(a, b).item() == max(raw_ab, 0.0)
+        raws.append(raw_ab)
+    assert min(raws) < 0.0
+
+
+@pytest.mark.parametrize(
+    ("p_shape", "q_shape"), [((6, 4, 2), (6, 2)), ((6, 3), (6, 4)), ((), ()), ((4, 0), (4, 0))]
+)
+def test_js_shape_errors_name_the_shapes(p_shape: tuple[int, ...], q_shape: tuple[int, ...]) -> None:
+    pattern = re.escape(str(tuple(p_shape))) + ".*" + re.escape(str(tuple(q_shape)))
+    with pytest.raises(ValueError, match=pattern):
+        js_divergence(torch.zeros(p_shape), torch.zeros(q_shape))
