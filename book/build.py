@@ -50,6 +50,28 @@ def stage_sources(site: Path) -> list[str]:
     return [f for f in toc_files(toc) if f.startswith("notebooks/")]
 
 
+def markdown_table(df) -> str:
+    """A pandas frame as a Markdown pipe table (index included)."""
+    df = df.reset_index()
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def generate_tables(site: Path) -> None:
+    """Tables the prose includes (``{include}`` of ``book/_generated/*.md``), computed from msa_lib so
+    no setting is typed twice."""
+    from msa_lib.chapters import umdf
+    from msa_lib.data.synthetic import preset_table
+    from msa_lib.experiments import profile_table
+
+    out = site / "book" / "_generated"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in (("profiles", profile_table()), ("presets", preset_table()),
+                        ("umdf_settings", umdf.settings_table())):
+        (out / f"{name}.md").write_text(markdown_table(table))
+
+
 def vendor_mathjax(site: Path, cache: Path) -> bool:
     """Put MathJax 3 under the site's ``_static`` so the rendered book shows equations offline.
 
@@ -91,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     site = out / "site"
     notebooks = stage_sources(site)
+    generate_tables(site)
     vendor_mathjax(site, out)
     (site / "notebooks").mkdir()
     timings = {}

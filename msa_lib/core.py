@@ -6,6 +6,7 @@ valid length), with ``lengths`` (B,) the number of valid frames.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 import torch
@@ -93,3 +94,9 @@ def config_from_dict(cls, values: dict | None, what: str):
     if unknown:
         raise ValueError(f"unknown {what} parameter(s) {unknown}; valid: {sorted(names)}")
     return cls(**values)
+
+
+def quiet(progress: bool) -> bool:
+    """``disable`` for a tqdm bar: off when ``progress`` is False or ``TQDM_DISABLE`` is set (the
+    book build and nbval set it, so stored notebooks carry no progress noise)."""
+    return not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from .core import quiet
 from .data import MSADataset, load_dataset
 from .models import MSAModel, build_model
 from .results import ResultsStore, RunSpec
@@ -102,7 +103,7 @@ def run_grid(specs: list[RunSpec], store: ResultsStore, device: str = "auto", pr
 
     records = []
     n_done = sum(store.is_complete(s) for s in specs)
-    bar = tqdm(total=len(specs), initial=n_done, desc="runs", disable=not progress)
+    bar = tqdm(total=len(specs), initial=n_done, desc="runs", disable=quiet(progress))
     for spec in specs:
         if store.is_complete(spec):
             records.append(store.load(spec))
@@ -114,6 +115,7 @@ def run_grid(specs: list[RunSpec], store: ResultsStore, device: str = "auto", pr
             dataset = data_for(spec)
             model = build_for_spec(spec, dataset)
             model.load_state_dict(store.load_weights(spec))
+            model.stage = model.stages(_train_config(spec, device, False))[-1].name  # as after training
             evaluate_run(spec, model, dataset, missing, device=device, store=store)
         records.append(store.load(spec))
         bar.update(1)

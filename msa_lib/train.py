@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .core import Batch, config_from_dict, valid_mask
+from .core import Batch, config_from_dict, quiet, valid_mask
 from .data.container import MODALITIES, MSADataset, MSASplit
 from .metrics import PRIMARY_METRIC, compute_metrics, higher_is_better
 from .missing import Protocol, mask_split, parse_protocol
@@ -323,7 +323,7 @@ class Trainer:
         best_state, best_score, stale = None, None, 0
         epochs = cfg.epochs if stage.epochs is None else stage.epochs
         desc = f"{type(self.model).__name__} seed {self.seed}" + ("" if stage.name == "main" else f" {stage.name}")
-        bar = tqdm(range(epochs), desc=desc, disable=not cfg.progress, leave=False)
+        bar = tqdm(range(epochs), desc=desc, disable=quiet(cfg.progress), leave=False)
         for epoch in bar:
             self.epoch = epoch
             self.train_mode()

@@ -136,3 +136,18 @@ def lambda_sweep(dataset: str = "synthetic:mosi", data_path: str = "", profile: 
                            "valid F1_non0": r["valid"]["F1_non0"], "best epoch": r["best_epoch"]}
                           for (l1, l2), r in zip(grid, records)])
     return table.sort_values("valid MAE").reset_index(drop=True)
+
+
+def settings_table() -> pd.DataFrame:
+    """The paper's settings per dataset and what each profile runs (computed, for the chapter page)."""
+    from ..experiments import PROFILES
+
+    rows = []
+    for row, s in SETTINGS.items():
+        for prof in PROFILES.values():
+            cfg, train = model_setup("umdf", row, prof)
+            rows.append({"dataset": row.upper(), "profile": prof.name, "heads": cfg["n_heads"],
+                         "MCIM layers": cfg["n_layers"], "d": s["d"], "batch": train["batch_size"], "lr": train["lr"],
+                         "epochs": train["epochs"], "λ1 (L_fea)": train["loss_weights"]["fea"],
+                         "λ2 (L_logits)": train["loss_weights"]["logits"]})
+    return pd.DataFrame(rows).set_index(["dataset", "profile"])
