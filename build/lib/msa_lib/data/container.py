@@ -1,0 +1,183 @@
+"""One container type for a dataset split, shared by every loader and every model.
+
+Arrays follow the MMSA convention: per modality a float32 array (N, T_m, d_m), padded at the
+end, with per-sample valid lengths. Validation happens once, here, so that a malformed file
+fails with one message naming the file, split, key and shape.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+MODALITIES: tuple[str, str, str] = ("text", "audio", "vision")
+SHORT_NAMES: dict[str, str] = {"l": "text", "a": "audio", "v": "vision"}
+IEMOCAP_EMOTIONS: tuple[str, ...] = ("happy", "sad", "angry", "neutral")
+
+
+class DataFormatError(ValueError):
+    """A data file does not have the layout its loader expects."""
+
+
+def where(source: str, split: str, key: str) -> str:
+    """Location prefix used in every data error: ``file [split] key 'x'``."""
+    return f"{source or '<memory>'} [{split or '?'}] key '{key}'"
+
+
+def sanitize_features(arr: np.ndarray, source: str, split: str, key: str) -> np.ndarray:
+    """Cast a feature array to float32 and replace NaN/inf by 0, warning once with the count."""
+    try:
+        out = np.asarray(arr, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(f"{where(source, split, key)}: cannot read as float features ({exc})") from exc
+    bad = ~np.isfinite(out)
+    n_bad = int(bad.sum())
+    if n_bad:
+        warnings.warn(
+            f"{where(source, split, key)}: replaced {n_bad} non-finite values (NaN/inf) by 0",
+            stacklevel=2,
+        )
+        out = np.where(bad, np.float32(0.0), out)
+    return out
+
+
+@dataclass
+class MSASplit:
+    """One split (train, valid or test) of a multimodal sentiment dataset.
+
+    ``labels`` are regression labels (N,) and may be ``None`` only for classification data,
+    whose ``class_labels`` are (N, C) integers (IEMOCAP: one 0/1 column per emotion).
+    ``keep`` masks are absent on raw data and set by :mod:`msa_lib.missing` on masked copies:
+    (N, T_m) bool, True where a valid frame is present, False where it was dropped and on padding.
+    """
+
+    text: np.ndarray
+    audio: np.ndarray
+    vision: np.ndarray
+    lengths: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    ids: list[str]
+    raw_text: list[str] | None = None
+    unimodal_labels: dict[str, np.ndarray] | None = None
+    class_labels: np.ndarray | None = None
+    text_bert: np.ndarray | None = None
+    keep: dict[str, np.ndarray] | None = None
+    name: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def __len__(self) -> int:
+        return int(self.text.shape[0])
+
+    def features(self, modality: str) -> np.ndarray:
+        return getattr(self, modality)
+
+    def valid_mask(self, modality: str) -> np.ndarray:
+        """(N, T_m) bool, True on frames inside the sample's length."""
+        t = self.features(modality).shape[1]
+        return np.arange(t)[None, :] < self.lengths[modality][:, None]
+
+    def validate(self) -> None:
+        src, split = self.source, self.name
+        n = None
+        for m in MODALITIES:
+            arr = self.features(m)
+            if not isinstance(arr, np.ndarray) or arr.ndim != 3:
+                shape = getattr(arr, "shape", type(arr).__name__)
+                raise DataFormatError(f"{where(src, split, m)}: expected a 3-D array (N, T, d), got shape {shape}")
+            if arr.dtype != np.float32:
+                raise DataFormatError(f"{where(src, split, m)}: expected float32 features, got {arr.dtype}")
+            if not np.isfinite(arr).all():
+                raise DataFormatError(f"{where(src, split, m)}: contains NaN or inf")
+            if n is None:
+                n = arr.shape[0]
+            elif arr.shape[0] != n:
+                raise DataFormatError(
+                    f"{where(src, split, m)}: has {arr.shape[0]} samples but 'text' has {n} (shape {arr.shape})"
+                )
+            if m not in self.lengths:
+                raise DataFormatError(f"{where(src, split, m + '_lengths')}: missing")
+            lens = np.asarray(self.lengths[m])
+            if lens.shape != (n,):
+                raise DataFormatError(f"{where(src, split, m + '_lengths')}: expected shape ({n},), got {lens.shape}")
+            if (lens < 0).any() or (lens > arr.shape[1]).any():
+                raise DataFormatError(
+                    f"{where(src, split, m + '_lengths')}: lengths must lie in [0, {arr.shape[1]}] "
+                    f"(sequence axis of shape {arr.shape}), got range [{lens.min()}, {lens.max()}]"
+                )
+            self.lengths[m] = lens.astype(np.int64)
+        if self.labels is None and self.class_labels is None:
+            raise DataFormatError(f"{where(src, split, 'labels')}: neither regression nor class labels present")
+        if self.labels is not None:
+            if self.labels.shape != (n,):
+                raise DataFormatError(f"{where(src, split, 'labels')}: expected shape ({n},), got {self.labels.shape}")
+            if not np.isfinite(self.labels).all():
+                raise DataFormatError(f"{where(src, split, 'labels')}: contains NaN or inf")
+        if self.class_labels is not None and (
+            self.class_labels.ndim != 2 or self.class_labels.shape[0] != n or self.class_labels.dtype.kind not in "iu"
+        ):
+            raise DataFormatError(
+                f"{where(src, split, 'class_labels')}: expected integer (N={n}, C) labels, got shape "
+                f"{self.class_labels.shape} dtype {self.class_labels.dtype}"
+            )
+        for m, lab in (self.unimodal_labels or {}).items():
+            if lab.shape != (n,) or not np.isfinite(lab).all():
+                raise DataFormatError(
+                    f"{where(src, split, 'labels_' + m)}: expected ({n},) finite values, got shape {lab.shape}"
+                )
+        t_text = self.text.shape[1]
+        if self.text_bert is not None and self.text_bert.shape != (n, 3, t_text):
+            raise DataFormatError(
+                f"{where(src, split, 'text_bert')}: expected shape ({n}, 3, {t_text}) to match 'text' "
+                f"{self.text.shape}, got {self.text_bert.shape}"
+            )
+        if len(self.ids) != n:
+            raise DataFormatError(f"{where(src, split, 'id')}: expected {n} ids, got {len(self.ids)}")
+        if self.raw_text is not None and len(self.raw_text) != n:
+            raise DataFormatError(f"{where(src, split, 'raw_text')}: expected {n} entries, got {len(self.raw_text)}")
+
+
+@dataclass
+class MSADataset:
+    """A dataset: its splits plus what metrics and models need to know about it.
+
+    ``kind`` picks the metric family: ``"mosi"`` (MOSI/MOSEI, labels in [-3, 3]), ``"sims"``
+    (CH-SIMS, [-1, 1]) or ``"iemocap"`` (4 binary emotions, classification).
+    """
+
+    name: str
+    kind: Literal["mosi", "sims", "iemocap"]
+    splits: dict[str, MSASplit]
+    aligned: bool
+    source: str
+    class_names: tuple[str, ...] | None = None
+    text_special_tokens: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for s in ("train", "valid", "test"):
+            if s not in self.splits:
+                raise DataFormatError(f"{where(self.source, s, s)}: split missing (have {sorted(self.splits)})")
+
+    @property
+    def task(self) -> Literal["regression", "classification"]:
+        return "classification" if self.kind == "iemocap" else "regression"
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(self.splits["train"].features(m).shape[2]) for m in MODALITIES}
+
+    @property
+    def seq_lens(self) -> dict[str, int]:
+        return {m: int(self.splits["train"].features(m).shape[1]) for m in MODALITIES}
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source.startswith("synthetic")
+
+    def __getitem__(self, split: str) -> MSASplit:
+        return self.splits[split]

@@ -1,0 +1,244 @@
+"""What every chapter shares: compute profiles, seeds, data identity, run-spec builders and the
+one call a notebook makes (:func:`run_chapter`). Paper-specific settings live in
+:mod:`msa_lib.chapters`.
+
+Two evaluation designs, named in every table:
+
+* ``per_rate``   — EMT-DLFR / TFR-Net / MITR: a model is trained *and* tested at each missing
+                   rate (``frame:P`` fixed masks), usually with 3 seeds;
+* ``train_once`` — LNLN / DAR / UMDF curves: one model per seed, tested at every rate / subset.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from .data import PRESETS, MSADataset, load_dataset
+from .missing import FRAME_RATES, SUBSETS
+from .report import data_caption
+from .results import ResultsStore, RunSpec, tidy
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much compute a run spends: ``smoke`` (seconds, what nbval replays), ``book`` (what
+    ``make book`` renders), ``paper`` (full split sizes and the papers' epochs).
+
+    ``train_samples`` sets the synthetic split sizes (the real ratios kept; real data is always
+    used whole); ``epochs=None`` means the paper's own epoch count; ``seeds`` is the default seed
+    list when a notebook's ``seeds`` parameter is left empty; ``cpu_budget`` runs attention models
+    with fewer heads and layers than the papers (each chapter says how many).
+    """
+
+    name: str
+    train_samples: int | None
+    epochs: int | None
+    patience: int
+    seeds: str
+    cpu_budget: bool
+    purpose: str
+
+    def size_for(self, dataset: str) -> float:
+        """Synthetic size factor giving about ``train_samples`` training samples."""
+        if self.train_samples is None:
+            return 1.0
+        preset = dataset.partition(":")[2]
+        if preset not in PRESETS:
+            raise ValueError(f"dataset {dataset!r} is not a synthetic preset; choose one of "
+                             f"{['synthetic:' + p for p in PRESETS]}")
+        return min(1.0, self.train_samples / PRESETS[preset].split_sizes[0])
+
+    def epochs_or(self, paper_epochs: int) -> int:
+        return paper_epochs if self.epochs is None else self.epochs
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", train_samples=48, epochs=2, patience=2, seeds="1,2", cpu_budget=True,
+                     purpose="seconds per notebook; what the stored notebooks and nbval replay"),
+    "book": Profile("book", train_samples=320, epochs=10, patience=4, seeds="1,2", cpu_budget=True,
+                    purpose="what `make book` renders on 2 CPU cores"),
+    "paper": Profile("paper", train_samples=None, epochs=None, patience=10, seeds="1,2,3,4,5", cpu_budget=False,
+                     purpose="full split sizes, the papers' settings and epochs (a GPU, or hours on CPU)"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def profile_table() -> pd.DataFrame:
+    """The profiles as the book shows them (computed from :data:`PROFILES`)."""
+    return pd.DataFrame([{
+        "profile": p.name, "synthetic train samples": p.train_samples or "full preset size",
+        "epochs": p.epochs or "the paper's", "early-stopping patience": p.patience, "default seeds": p.seeds,
+        "attention models": "CPU budget (fewer heads / layers)" if p.cpu_budget else "the paper's setting",
+        "for": p.purpose} for p in PROFILES.values()]).set_index("profile")
+
+
+def parse_seeds(seeds: str | int | list) -> list[int]:
+    """Seeds from a notebook parameter: "1,2,3", 3 or [1, 2, 3]."""
+    if isinstance(seeds, int):
+        return [seeds]
+    if isinstance(seeds, str):
+        seeds = [s for s in seeds.replace(" ", "").split(",") if s]
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise ValueError(f"seeds must be integers like '1,2,3', got {seeds!r}") from None
+    if not out:
+        raise ValueError("at least one seed is needed")
+    return out
+
+
+def dataset_paths(dataset: str, data_path: str = "") -> list[tuple[str, str | None]]:
+    """Pair a comma-separated ``dataset`` list with a comma-separated ``data_path`` list."""
+    names = [d.strip() for d in dataset.split(",") if d.strip()]
+    paths = [p.strip() for p in data_path.split(",")] if data_path else [""] * len(names)
+    if len(paths) != len(names):
+        raise ValueError(f"data_path lists {len(paths)} files for {len(names)} datasets ({names}); "
+                         "give one path per dataset, comma-separated, or none for the synthetic default")
+    return [(n, p or None) for n, p in zip(names, paths)]
+
+
+def data_options(dataset: str, data_path: str | None, profile: Profile, seed: int = 0) -> dict:
+    """How to load the data of a run: the file, or the synthetic preset's size and seed.
+    ``load_dataset(dataset, **data_options(...))`` loads it."""
+    if data_path:
+        return {"data_path": str(data_path)}
+    return {"size": round(profile.size_for(dataset), 6), "seed": seed}
+
+
+def settings_row(chapter: str, settings: dict[str, dict], dataset: str, choice: str = "") -> str:
+    """Which row of a chapter's per-dataset paper settings a run uses: ``choice`` when given,
+    else the synthetic preset's name. A name the chapter has no settings for is an error."""
+    row = (choice or dataset.partition(":")[2] or dataset).strip().lower()
+    if row not in settings:
+        hint = "" if choice or dataset.startswith("synthetic:") else (f"; for your own data (dataset {dataset!r}) say which paper setting to use "
+                                  f"with the `settings` parameter")
+        raise ValueError(f"the {chapter} chapter has no settings for {row!r}: choose one of {sorted(settings)}{hint}")
+    return row
+
+
+def frame_protocols(rates: Iterable[float] = FRAME_RATES) -> tuple[str, ...]:
+    return tuple(f"frame:{r:g}" for r in rates)
+
+
+def subset_protocols() -> tuple[str, ...]:
+    return tuple(f"modality:{s}" for s in SUBSETS)
+
+
+def per_rate_specs(model: str, dataset: str, rates: Iterable[float], seeds: Iterable[int], **common) -> list[RunSpec]:
+    """Per-rate design: one run per (rate, seed), trained and tested at that rate (fixed masks)."""
+    return [RunSpec(model=model, dataset=dataset, seed=s, train_protocol=f"frame:{r:g}",
+                    eval_protocols=(f"frame:{r:g}",), design="per_rate", **common)
+            for r in rates for s in seeds]
+
+
+def train_once_specs(model: str, dataset: str, seeds: Iterable[int], train_protocol: str,
+                     eval_protocols: Iterable[str], **common) -> list[RunSpec]:
+    """Train-once design: one run per seed, tested under every protocol in ``eval_protocols``."""
+    return [RunSpec(model=model, dataset=dataset, seed=s, train_protocol=train_protocol,
+                    eval_protocols=tuple(eval_protocols), design="train_once", **common) for s in seeds]
+
+
+# ---------------------------------------------------------------------------------------------
+# the one call a chapter notebook makes
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class DatasetRuns:
+    """One dataset's runs of a chapter: the data, the tidy results, the specs, a caption."""
+
+    name: str
+    path: str | None
+    data: MSADataset
+    results: pd.DataFrame
+    specs: list[RunSpec]
+    caption: str
+    settings: str = ""
+
+
+@dataclass
+class ChapterRun:
+    """What :func:`run_chapter` returns: per dataset its runs, and the run's context."""
+
+    chapter: str
+    profile: Profile
+    seeds: list[int]
+    store: ResultsStore
+    datasets: list[DatasetRuns]
+    setting: str = ""
+    seconds: float = 0.0
+    notes: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.datasets)
+
+    @property
+    def first(self) -> DatasetRuns:
+        return self.datasets[0]
+
+    def describe(self) -> str:
+        """The run configuration in one Markdown line (profile, seeds, setting, data, wall time)."""
+        data = "; ".join(f"`{d.data.source}` ({'/'.join(str(len(d.data[s])) for s in ('train', 'valid', 'test'))})"
+                         for d in self.datasets)
+        return (f"**Run configuration.** Profile `{self.profile.name}`, seeds {self.seeds}, {self.setting}; data {data}; "
+                f"{self.seconds:.1f} s for this page's runs (finished runs are read from the results store).")
+
+    def save_figure(self, fig, name: str) -> Path:
+        """Keep a figure next to the runs (``<results_dir>/figures/<name>.png``)."""
+        path = self.store.root / "figures" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+
+def open_store(results_dir: str = "") -> ResultsStore:
+    """The results folder of a notebook run; empty means a fresh temporary folder."""
+    return ResultsStore(results_dir or tempfile.mkdtemp(prefix="msa-results-"))
+
+
+#: A chapter's spec builder: (dataset name, data path, profile, seeds, settings choice, loaded data) -> specs.
+SpecBuilder = Callable[[str, "str | None", Profile, list[int], str, MSADataset], list[RunSpec]]
+
+
+def run_chapter(chapter: str, make_specs: SpecBuilder,
+                dataset: str, data_path: str = "", profile: str = "smoke", seeds: str = "", device: str = "auto",
+                results_dir: str = "", settings: str = "", setting_text: Callable[[Profile], str] | None = None,
+                progress: bool = True) -> ChapterRun:
+    """Build a chapter's runs on every dataset of a comma-separated list, train what the results
+    store does not hold yet, and return the tidy results. ``make_specs`` is the chapter's spec
+    builder; ``settings`` (comma-separated, one per
+    dataset or one for all) picks the paper-settings row for data that is not a synthetic preset."""
+    from .runs import run_grid  # training imports only when a chapter runs
+
+    t0 = time.perf_counter()
+    prof = get_profile(profile)
+    seed_list = parse_seeds(seeds or prof.seeds)
+    store = open_store(results_dir)
+    pairs = dataset_paths(dataset, data_path)
+    choices = [s.strip() for s in settings.split(",")] if settings else [""]
+    if len(choices) == 1:
+        choices = choices * len(pairs)
+    if len(choices) != len(pairs):
+        raise ValueError(f"settings lists {len(choices)} rows for {len(pairs)} datasets; give one per dataset or one")
+    out = []
+    for (name, path), choice in zip(pairs, choices):
+        data = load_dataset(name, **data_options(name, path, prof))
+        specs = make_specs(name, path, prof, seed_list, choice, data)
+        records = run_grid(specs, store, device=device, progress=progress, loader=lambda spec, data=data: data)
+        out.append(DatasetRuns(name, path, data, tidy(records), specs, data_caption(data), choice))
+    return ChapterRun(chapter, prof, seed_list, store, out, setting_text(prof) if setting_text else "",
+                      time.perf_counter() - t0)
+
+
+__all__ = ["PROFILES", "ChapterRun", "DatasetRuns", "Profile", "data_options", "dataset_paths", "frame_protocols",
+           "get_profile", "open_store", "parse_seeds", "per_rate_specs", "profile_table", "run_chapter",
+           "settings_row", "subset_protocols", "train_once_specs"]

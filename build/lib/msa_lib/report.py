@@ -1,0 +1,179 @@
+"""What the notebooks show: reported numbers beside ours, condition tables, AUILC tables, rate
+curves, captions and the ridge reference. Every number format comes from the metric spec
+(:func:`msa_lib.metrics.metric_spec`); notebooks stay thin: one chapter call, then these."""
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from .data.container import MSADataset
+from .metrics import auilc, format_mean_std, metric_spec
+from .missing import FRAME_RATES, SUBSETS, parse_protocol
+
+#: AUILC rate range per dataset kind (EMT-DLFR code: MOSI/MOSEI 0.0–1.0, SIMS 0.0–0.5)
+AUILC_RATES: dict[str, tuple[float, ...]] = {
+    "mosi": FRAME_RATES,
+    "sims": FRAME_RATES[:6],
+    "iemocap": FRAME_RATES,
+}
+
+#: Subset-table rows (UMDF Tables 1-3 layout): the six missing-modality conditions, their average,
+#: then the complete set — in the order of :data:`msa_lib.missing.SUBSETS`.
+_SUBSET_LABELS = tuple(parse_protocol(f"modality:{s}").label for s in SUBSETS)
+MISSING_CONDITIONS: tuple[str, ...] = _SUBSET_LABELS[:-1]
+CONDITIONS: tuple[str, ...] = MISSING_CONDITIONS + ("Avg", _SUBSET_LABELS[-1])
+
+
+def data_caption(data: MSADataset) -> str:
+    """One sentence naming the data a table or figure was computed on."""
+    sizes = "/".join(str(len(data[s])) for s in ("train", "valid", "test"))
+    if data.is_synthetic:
+        return (f"Data: the embedded **synthetic** default `{data.source}` ({data.name.upper()}-shaped, "
+                f"train/valid/test = {sizes}, size factor {data.notes.get('size')}, seed {data.notes.get('seed')}). "
+                f"These are not the real dataset's numbers and are not comparable to the paper's.")
+    return f"Data: `{data.source}` (train/valid/test = {sizes})."
+
+
+# ---------------------------------------------------------------------------------------------
+# reported numbers (package data: msa_lib/reported/<name>.csv)
+# ---------------------------------------------------------------------------------------------
+
+def reported(name: str, **where: str) -> pd.DataFrame:
+    """A transcribed paper table (columns: table, dataset, model, condition, metric — the library's
+    metric name — paper_label, value, note), filtered by column values (``model="UMDF"``)."""
+    path = resources.files("msa_lib") / "reported" / f"{name}.csv"
+    if not path.is_file():
+        available = sorted(p.name[:-4] for p in (resources.files("msa_lib") / "reported").iterdir()
+                           if p.name.endswith(".csv"))
+        raise ValueError(f"no reported table {name!r}; available: {available}")
+    with path.open() as f:
+        table = pd.read_csv(f, keep_default_na=False, na_values=[""])
+    for column, value in where.items():
+        if column not in table.columns:
+            raise ValueError(f"reported table {name!r} has no column {column!r}; columns: {list(table.columns)}")
+        table = table[table[column] == value]
+    return table
+
+
+def beside(ours: pd.DataFrame, rows: pd.DataFrame, label: str = "{model} reported {metric}") -> pd.DataFrame:
+    """``ours`` (index = condition or metric) with the reported ``rows`` added as columns, one per
+    (model, metric), named by ``label``. Conditions the paper did not report stay empty."""
+    out = ours.copy()
+    key = "condition" if ours.index.name == "condition" else "metric"
+    for (model, metric), group in rows.groupby(["model", "metric"], sort=False):
+        out[label.format(model=model, metric=metric)] = group.set_index(key)["value"].reindex(out.index)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# tables of ours
+# ---------------------------------------------------------------------------------------------
+
+def cells(summary: pd.DataFrame) -> pd.Series:
+    """"mean ± std" strings of a :func:`msa_lib.results.summarize` frame, per the metric spec."""
+    return pd.Series([format_mean_std(k, m, s) for k, m, s in zip(summary["metric"], summary["mean"], summary["std"])],
+                     index=summary.index)
+
+
+def per_condition(tidy_df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (variant, seed) values of ``metric`` under each modality subset, plus "Avg" = the mean of
+    the six missing-modality conditions for that seed (as the UMDF tables define it)."""
+    d = tidy_df[(tidy_df["metric"] == metric) & tidy_df["protocol"].str.match(r"^modality:[lav]+$")].copy()
+    d["condition"] = d["protocol"].map(lambda p: parse_protocol(p).label)
+    wide = d.pivot_table(index=["variant", "seed"], columns="condition", values="value", aggfunc="first")
+    wide["Avg"] = wide[list(MISSING_CONDITIONS)].mean(axis=1)
+    return wide[list(CONDITIONS)]
+
+
+def condition_table(tidy_df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Rows: the subset conditions; columns "<variant> <metric>"; cells mean ± std over seeds."""
+    columns = {}
+    for metric in metrics:
+        wide = per_condition(tidy_df, metric)
+        for variant in tidy_df["variant"].unique():  # the order the runs were given in
+            sub = wide.xs(variant, level="variant")
+            mean, std = sub.mean(axis=0), sub.std(axis=0).fillna(0.0)
+            columns[f"{variant} {metric}"] = [format_mean_std(metric, m, s) for m, s in zip(mean, std)]
+    return pd.DataFrame(columns, index=list(CONDITIONS)).rename_axis("condition")
+
+
+def avg_means(tidy_df: pd.DataFrame, metric: str) -> pd.Series:
+    """Mean over seeds of the six-condition average, per variant (fractions, like the metrics)."""
+    means = per_condition(tidy_df, metric)["Avg"].groupby(level="variant").mean()
+    return means.reindex(tidy_df["variant"].unique())  # the order the runs were given in
+
+
+def curve(tidy_df: pd.DataFrame, metric: str, kind: str = "frame") -> pd.DataFrame:
+    """Per-seed values of ``metric`` against the missing rate: index seed, columns rate."""
+    d = tidy_df[(tidy_df["metric"] == metric) & tidy_df["protocol"].str.startswith(kind + ":")].copy()
+    d["rate"] = d["protocol"].map(lambda p: parse_protocol(p).rate)
+    return d.pivot_table(index="seed", columns="rate", values="value", aggfunc="first").sort_index(axis=1)
+
+
+def auilc_table(tidy_df: pd.DataFrame, metrics: list[str], kind: str, group: str = "variant") -> pd.DataFrame:
+    """AUILC per group and metric over the dataset's rate range (per-rate mean over seeds first)."""
+    rates = AUILC_RATES[kind]
+    rows = []
+    for name, sub in tidy_df.groupby(group, sort=False):
+        row = {group: name}
+        for metric in metrics:
+            c = curve(sub, metric)
+            missing = [r for r in rates if r not in c.columns]
+            if missing:
+                raise ValueError(f"AUILC needs every rate in {rates}; missing {missing} for {name}")
+            row[metric] = round(auilc(list(rates), c[list(rates)].to_numpy(), metric),
+                                metric_spec(metric).decimals + (0 if metric_spec(metric).percent else 1))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(group)
+
+
+def plot_rate_curves(ax, tidy_df: pd.DataFrame, metric: str, group: str = "variant", label_fmt: str = "{}"):
+    """Mean ± std over seeds of ``metric`` against the frame-level missing rate, one line per group."""
+    spec = metric_spec(metric)
+    for name, sub in tidy_df.groupby(group, sort=False):
+        c = curve(sub, metric) * spec.scale
+        mean, std = c.mean(axis=0), c.std(axis=0).fillna(0.0)
+        ax.plot(c.columns, mean, marker="o", label=label_fmt.format(name))
+        ax.fill_between(c.columns, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("missing rate p")
+    ax.set_ylabel(metric + spec.unit)
+    ax.grid(alpha=0.3)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ridge reference
+# ---------------------------------------------------------------------------------------------
+
+def pooled_features(split, modalities: tuple[str, ...] = ("text", "audio", "vision")) -> np.ndarray:
+    """Per-sample mean over the present frames of each modality, concatenated (N, sum d_m)."""
+    out = []
+    for m in modalities:
+        x = split.features(m)
+        present = split.keep[m] if split.keep is not None else split.valid_mask(m)
+        out.append((x * present[..., None]).sum(1) / np.maximum(present.sum(1, keepdims=True), 1))
+    return np.concatenate(out, axis=1)
+
+
+def ridge_probe(data: MSADataset, protocol: str = "complete", mask_seed: int = 0) -> dict[str, float]:
+    """Test metrics of a ridge regression (scikit-learn ``RidgeCV``) on time-averaged features:
+    fit on the complete training split, tested under ``protocol`` (a seeded mask). A cheap,
+    model-free measure of how much each modality and each frame carries — on any dataset."""
+    from sklearn.linear_model import RidgeCV
+
+    from .metrics import compute_metrics
+    from .missing import mask_split
+
+    train, test = data["train"], mask_split(data["test"], protocol, mask_seed, data.text_special_tokens)
+    target = train.labels if train.labels is not None else train.class_labels
+    model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(pooled_features(train), target)
+    pred = model.predict(pooled_features(test))
+    if data.task == "classification":
+        pred = (pred > 0.5).astype(int)
+    return compute_metrics(data.kind, pred, test.labels if test.labels is not None else test.class_labels)
+
+
+__all__ = ["AUILC_RATES", "CONDITIONS", "MISSING_CONDITIONS", "auilc_table", "avg_means", "beside", "cells",
+           "condition_table", "curve", "data_caption", "per_condition", "plot_rate_curves", "pooled_features",
+           "reported", "ridge_probe"]
