@@ -103,6 +103,20 @@ def vendor_mathjax(site: Path, cache: Path) -> bool:
     return True
 
 
+def report_degenerate(results: Path) -> None:
+    """List, in the build log, every stored run that did not train (its page carries a warning)."""
+    if not (results / "LAYOUT").exists():
+        return
+    from msa_lib.report import health_table
+    from msa_lib.results import ResultsStore
+
+    table = health_table(ResultsStore(results).records())
+    bad = table[table["degenerate"].astype(bool)] if not table.empty else table
+    print(f"[book] {len(bad)} of {len(table)} stored runs are degenerate (excluded from verdicts)", flush=True)
+    for row in bad.itertuples():
+        print(f"[book]   {row.run} seed {row.seed} ({row.key}): {row.degenerate}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="book", choices=["smoke", "book", "paper"])
@@ -132,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         timings[nb] = round(time.perf_counter() - t0, 1)
         print(f"[book] {nb}: {timings[nb]} s", flush=True)
+    report_degenerate(out / "results" / args.profile)
     t0 = time.perf_counter()
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(site), "--warningiserror", "--nitpick", "--keep-going"]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .data import PRESETS, MSADataset, load_dataset
 from .missing import FRAME_RATES, SUBSETS
-from .report import data_caption
+from .report import data_caption, degenerate_keys, degenerate_warning
 from .results import ResultsStore, RunSpec, tidy
 
 
@@ -163,6 +163,17 @@ class DatasetRuns:
     specs: list[RunSpec]
     caption: str
     settings: str = ""
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def verdict_results(self) -> pd.DataFrame:
+        """The tidy results without the runs that did not train: what every verdict uses."""
+        return self.results[~self.results["key"].isin(degenerate_keys(self.records))]
+
+    @property
+    def warning(self) -> str:
+        """A warning box naming the runs that did not train ("" when all did)."""
+        return degenerate_warning(self.records)
 
 
 @dataclass
@@ -189,8 +200,9 @@ class ChapterRun:
         """The run configuration in one Markdown line (profile, seeds, setting, data, wall time)."""
         data = "; ".join(f"`{d.data.source}` ({'/'.join(str(len(d.data[s])) for s in ('train', 'valid', 'test'))})"
                          for d in self.datasets)
-        return (f"**Run configuration.** Profile `{self.profile.name}`, seeds {self.seeds}, {self.setting}; data {data}; "
+        text = (f"**Run configuration.** Profile `{self.profile.name}`, seeds {self.seeds}, {self.setting}; data {data}; "
                 f"{self.seconds:.1f} s for this page's runs (finished runs are read from the results store).")
+        return "\n\n".join([text] + [d.warning for d in self.datasets if d.warning])
 
     def save_figure(self, fig, name: str) -> Path:
         """Keep a figure next to the runs (``<results_dir>/figures/<name>.png``)."""
@@ -234,7 +246,7 @@ def run_chapter(chapter: str, make_specs: SpecBuilder,
         data = load_dataset(name, **data_options(name, path, prof))
         specs = make_specs(name, path, prof, seed_list, choice, data)
         records = run_grid(specs, store, device=device, progress=progress, loader=lambda spec, data=data: data)
-        out.append(DatasetRuns(name, path, data, tidy(records), specs, data_caption(data), choice))
+        out.append(DatasetRuns(name, path, data, tidy(records), specs, data_caption(data), choice, records))
     return ChapterRun(chapter, prof, seed_list, store, out, setting_text(prof) if setting_text else "",
                       time.perf_counter() - t0)
 

@@ -45,6 +45,8 @@ __all__ = [
     "format_value",
     "format_mean_std",
     "higher_is_better",
+    "constant_prediction",
+    "is_constant",
     "auilc",
 ]
 
@@ -405,6 +407,31 @@ def format_mean_std(metric: str, mean: float, std: float) -> str:
     """"mean ± std" as a page prints it (accuracies and F1 in %)."""
     spec = metric_spec(metric)
     return f"{mean * spec.scale:.{spec.decimals}f} ± {std * spec.scale:.{spec.decimals}f}"
+
+
+# --------------------------------------------------------------------------
+# the reference that ignores the input, and constant predictions
+# --------------------------------------------------------------------------
+def constant_prediction(kind: str, train_target: Any, n: int) -> np.ndarray:
+    """What a predictor that ignores the input outputs for ``n`` samples: the training mean
+    (regression), or each emotion's majority class as (n, C, 2) scores (IEMOCAP)."""
+    y = np.asarray(train_target)
+    if kind == "iemocap":
+        majority = (y.mean(axis=0) > 0.5).astype(int)  # (C,)
+        scores = np.zeros((n, y.shape[1], 2))
+        scores[:, np.arange(y.shape[1]), majority] = 1.0
+        return scores
+    return np.full(n, float(np.mean(y)))
+
+
+def is_constant(kind: str, prediction: Any, rel_tol: float = 1e-3) -> bool:
+    """True when predictions do not depend on the input: every emotion's predicted class is the same
+    for all samples (IEMOCAP), or the spread of the scores is below ``rel_tol`` of their scale."""
+    p = _to_numpy(prediction)
+    if kind == "iemocap":
+        classes = np.argmax(p, axis=-1) if p.ndim == 3 else p
+        return bool(np.all(classes == classes[:1]))
+    return bool(np.std(p) <= rel_tol * max(1.0, float(np.mean(np.abs(p)))))
 
 
 # --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .data.container import MSADataset
-from .metrics import auilc, format_mean_std, metric_spec
+from .metrics import auilc, format_mean_std, format_value, metric_spec
 from .missing import FRAME_RATES, SUBSETS, parse_protocol
 
 #: AUILC rate range per dataset kind (EMT-DLFR code: MOSI/MOSEI 0.0–1.0, SIMS 0.0–0.5)
@@ -143,6 +143,47 @@ def plot_rate_curves(ax, tidy_df: pd.DataFrame, metric: str, group: str = "varia
 
 
 # ---------------------------------------------------------------------------------------------
+# did the runs train?
+# ---------------------------------------------------------------------------------------------
+
+def health_table(records: list[dict]) -> pd.DataFrame:
+    """Per run: best epoch, epochs run of the cap, still improving at the cap, validation score
+    against the predictor that ignores the input, and what makes it degenerate (empty if nothing)."""
+    rows = []
+    for r in records:
+        h, s = r.get("health"), r["spec"]
+        if not h:
+            rows.append({"run": s.get("label") or s["model"], "seed": s["seed"], "key": r.get("key", ""),
+                         "degenerate": "not recorded (run stored by an older msa_lib)"})
+            continue
+        rows.append({"run": s.get("label") or s["model"], "seed": s["seed"], "key": r.get("key", ""),
+                     "best epoch": h["best_epoch"], "epochs run / cap": f"{h['epochs_run']} / {h['epoch_cap']}",
+                     "still improving at cap": "yes" if h["improving_at_cap"] else "no",
+                     f"valid {h['select_metric']} (ours / input-blind)":
+                         f"{format_value(h['select_metric'], h['valid_score'])} / "
+                         f"{format_value(h['select_metric'], h['reference_score'])}",
+                     "degenerate": "; ".join(h["degenerate"])})
+    return pd.DataFrame(rows)
+
+
+def degenerate_keys(records: list[dict]) -> set[str]:
+    """Keys of the runs that did not train (see :func:`health_table`); verdicts exclude them."""
+    return {r["key"] for r in records if (r.get("health") or {}).get("degenerate")}
+
+
+def degenerate_warning(records: list[dict]) -> str:
+    """A Markdown warning box naming the degenerate runs, or "" when every run trained."""
+    table = health_table(records)
+    bad = table[table["degenerate"].astype(bool) & ~table["degenerate"].str.startswith("not recorded")]
+    if bad.empty:
+        return ""
+    lines = "\n".join(f"* {row.run}, seed {row.seed}: {row.degenerate}" for row in bad.itertuples())
+    data = ", ".join(sorted({f"`{r['spec']['dataset']}`" for r in records}))
+    return (f":::{{warning}}\n**{len(bad)} of {len(table)} runs on {data} did not train** and are excluded from every "
+            f"verdict on this page (their numbers still appear in the tables):\n\n{lines}\n:::")
+
+
+# ---------------------------------------------------------------------------------------------
 # the ridge reference
 # ---------------------------------------------------------------------------------------------
 
@@ -175,5 +216,6 @@ def ridge_probe(data: MSADataset, protocol: str = "complete", mask_seed: int = 0
 
 
 __all__ = ["AUILC_RATES", "CONDITIONS", "MISSING_CONDITIONS", "auilc_table", "avg_means", "beside", "cells",
-           "condition_table", "curve", "data_caption", "per_condition", "plot_rate_curves", "pooled_features",
+           "condition_table", "curve", "data_caption", "degenerate_keys", "degenerate_warning", "health_table",
+           "per_condition", "plot_rate_curves", "pooled_features",
            "reported", "ridge_probe"]

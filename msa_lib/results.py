@@ -334,9 +334,10 @@ def tidy(records: list[dict]) -> pd.DataFrame:
             for metric, value in metrics.items():
                 rows.append({"model": s["model"], "variant": s.get("label") or s["model"], "dataset": s["dataset"],
                              "design": s["design"], "train_protocol": s["train_protocol"], "protocol": protocol,
-                             "seed": s["seed"], "metric": metric, "value": value, "config_key": config_key})
+                             "seed": s["seed"], "metric": metric, "value": value, "config_key": config_key,
+                             "key": r.get("key", "")})
     return pd.DataFrame(rows, columns=["model", "variant", "dataset", "design", "train_protocol", "protocol",
-                                       "seed", "metric", "value", "config_key"])
+                                       "seed", "metric", "value", "config_key", "key"])
 
 
 def summarize(df: pd.DataFrame, by: tuple[str, ...] = ("variant", "design", "protocol", "metric")) -> pd.DataFrame:

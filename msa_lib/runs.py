@@ -73,6 +73,7 @@ def run_one(spec: RunSpec, dataset: MSADataset, device: str = "auto", progress: 
     record = {
         "valid": trainer.best_valid,
         "best_epoch": trainer.best_epoch,
+        "health": trainer.health,
         "history": history,
         "train_seconds": round(train_seconds, 2),
         "data_source": dataset.source,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from .core import Batch, config_from_dict, quiet, valid_mask
 from .data.container import MODALITIES, MSADataset, MSASplit
-from .metrics import PRIMARY_METRIC, compute_metrics, higher_is_better
+from .metrics import PRIMARY_METRIC, compute_metrics, constant_prediction, higher_is_better, is_constant
 from .missing import Protocol, mask_split, parse_protocol
 from .models.base import MSAModel, OptimizerStep, Stage
 
@@ -216,6 +217,7 @@ class Trainer:
         self.views: list = []
         self.frozen: list = []
         self.epoch = 0
+        self.health: dict = {}
 
     # -- one stage ----------------------------------------------------------------------------
 
@@ -316,7 +318,34 @@ class Trainer:
             self._fit_stage(stage, train, complete, valid)
         for p in self.model.parameters():
             p.requires_grad_(True)
+        self.health = self._health(valid, stage)
         return self.history
+
+    def _health(self, valid: MSASplit, stage: Stage) -> dict:
+        """Did the last stage train? Best epoch, whether it stopped at the epoch cap while still
+        improving, whether its (validation-selected) predictions are constant, and whether it beats
+        the predictor that ignores the input on validation. ``degenerate`` lists what failed; a
+        degenerate run must not carry a verdict."""
+        cfg, kind = self.config, self.dataset.kind
+        epochs = [h for h in self.history if h["stage"] == stage.name]
+        cap = cfg.epochs if stage.epochs is None else stage.epochs
+        pred = predict(self.model, valid, cfg.eval_batch_size, self.device)["prediction"]
+        target = split_target(valid)
+        with warnings.catch_warnings():  # Corr of a constant predictor is undefined: not used here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            reference = compute_metrics(kind, constant_prediction(kind, split_target(self.dataset["train"]),
+                                                                  len(target)), target)
+        score, ref = self.best_valid.get(self.select_metric, float("nan")), reference[self.select_metric]
+        beats = bool(score > ref if self.higher_better else score < ref)
+        reasons = [name for name, bad in (("best epoch 0", self.best_epoch == 0 and len(epochs) > 1),
+                                          ("constant predictions", is_constant(kind, pred)),
+                                          (f"validation {self.select_metric} not better than the "
+                                           f"{'majority' if kind == 'iemocap' else 'mean'} predictor", not beats))
+                   if bad]
+        return {"best_epoch": self.best_epoch, "epochs_run": len(epochs), "epoch_cap": cap,
+                "improving_at_cap": len(epochs) == cap and self.best_epoch == cap - 1,
+                "select_metric": self.select_metric, "valid_score": score, "reference_score": ref,
+                "degenerate": reasons}
 
     def _fit_stage(self, stage: Stage, train: SplitTensors, complete: SplitTensors, valid: MSASplit) -> None:
         cfg = self.config

@@ -83,9 +83,15 @@ def test_results_store_imports_no_torch_models():
 def test_non_editable_install_ships_the_reported_tables_and_runs_a_notebook(tmp_path):
     """``pip install .`` (not editable) and a notebook run from elsewhere: the transcribed paper
     tables are package data, not files next to the repository."""
+    import shutil
+
+    source = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "msa_lib", source / "msa_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+                    "--target", str(target), str(source)], check=True, capture_output=True, cwd=tmp_path)
     assert (target / "msa_lib" / "reported" / "umdf_table1.csv").exists()
     env = {**os.environ, "PYTHONPATH": str(target), "TQDM_DISABLE": "1"}
     check = "import msa_lib, msa_lib.report as r; print(msa_lib.__file__); print(len(r.reported('umdf_table1')))"
