@@ -765,7 +765,7 @@ def test_tidy():
     df = tidy(records)
     assert len(df) == 2 + 3
     assert list(df.columns) == ["model", "variant", "dataset", "design", "train_protocol", "protocol", "seed",
-                                "metric", "value", "config_key"]
+                                "metric", "value", "config_key", "key"]
     row = df[(df.seed == 1) & (df.protocol == "frame:0.5")]
     assert row[["metric", "value"]].values.tolist() == [["MAE", 3.0]]
     assert set(df["variant"]) == {"tfn"} and set(df["design"]) == {"train_once"}

@@ -277,7 +277,7 @@ def test_selection_uses_only_train_and_valid(monkeypatch):
     monkeypatch.setattr(train_mod, "predict", spy_predict)
     Trainer(Linear(), ds, cfg(epochs=3), train_protocol="frame:0.5", seed=0).fit()
     assert sorted(set(masked)) == ["train", "valid"]
-    assert predicted == ["valid"] * 3
+    assert predicted == ["valid"] * 4  # one per epoch, and the health check of the selected weights
 
 
 # ---------------------------------------------------------------------------------------------
