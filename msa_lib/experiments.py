@@ -187,7 +187,6 @@ class ChapterRun:
     datasets: list[DatasetRuns]
     setting: str = ""
     seconds: float = 0.0
-    notes: dict = field(default_factory=dict)
 
     def __iter__(self):
         return iter(self.datasets)

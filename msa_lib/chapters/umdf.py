@@ -96,11 +96,13 @@ def paper_dataset(item: DatasetRuns) -> str:
 def setting_text(profile: Profile) -> str:
     """Which UMDF setting a profile runs, for captions."""
     heads = "/".join(str(SETTINGS[r]["n_heads"]) for r in SETTINGS)
+    lam = f"λ1 = {LOSS_WEIGHTS['fea']:g}, λ2 = {LOSS_WEIGHTS['logits']:g}"
     paper = f"d={SETTINGS['mosi']['d']}, {SETTINGS['mosi']['n_layers']} MCIM layers, {heads} heads on {'/'.join(SETTINGS).upper()}"
     if not profile.cpu_budget:
-        return f"the paper's setting ({paper})"
+        return f"the paper's setting ({paper}; {lam})"
     return (f"the CPU budget of the {profile.name} profile ({CPU_BUDGET['n_layers']} MCIM layers, "
-            f"{CPU_BUDGET['n_heads']} heads, batch ≤ {CPU_BUDGET['max_batch']}, {profile.epochs} epochs; paper: {paper})")
+            f"{CPU_BUDGET['n_heads']} heads, batch ≤ {CPU_BUDGET['max_batch']}, {profile.epochs} epochs, {lam}; "
+            f"paper: {paper})")
 
 
 def run(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seeds: str = "",
@@ -110,9 +112,7 @@ def run(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "sm
     def make(name, path, prof, seed_list, choice, data):
         return specs(name, path, prof, seed_list, choice, tuple(variants), with_tfn)
 
-    chapter = run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
-    chapter.notes["loss_weights"] = dict(LOSS_WEIGHTS)
-    return chapter
+    return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
 
 
 def lambda_sweep(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seed: int = 1,
