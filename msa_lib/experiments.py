@@ -226,8 +226,8 @@ def run_chapter(chapter: str, make_specs: SpecBuilder,
                 progress: bool = True) -> ChapterRun:
     """Build a chapter's runs on every dataset of a comma-separated list, train what the results
     store does not hold yet, and return the tidy results. ``make_specs`` is the chapter's spec
-    builder; ``settings`` (comma-separated, one per
-    dataset or one for all) picks the paper-settings row for data that is not a synthetic preset."""
+    builder; ``settings`` (comma-separated, one per dataset or one for all) picks the
+    paper-settings row for data that is not a synthetic preset."""
     from .runs import run_grid  # training imports only when a chapter runs
 
     t0 = time.perf_counter()
