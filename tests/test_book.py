@@ -56,6 +56,9 @@ def test_book_builds_without_warnings(tmp_path):
         assert "<table" in page, f"{nb.name}: results table missing from the rendered page"
         # the caption computed from the data (not the parameters cell, which names a preset anyway)
         assert "the embedded <strong>synthetic</strong> default" in page, f"{nb.name}: caption must name the data"
+        warned = any(":::{warning}" in o.get("data", {}).get("text/markdown", "")
+                     for c in stored.cells for o in c.get("outputs", []))
+        assert ("admonition warning" in page) == warned, f"{nb.name}: a degenerate-run warning renders as a box"
     intro = (html / "book" / "intro.html").read_text()
     assert "computed on synthetic data" in intro
     # tables the prose includes are generated from msa_lib, never typed
