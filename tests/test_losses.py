@@ -19,14 +19,7 @@ from msa_lib.losses import js_divergence, mmd
 LOG2 = math.log(2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # Tiny tensors: one intra-op thread is fastest and avoids oversubscription when other test
-    # processes share the CPU. Restored afterwards for the rest of the session.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ---------------------------------------------------------------------------------------------

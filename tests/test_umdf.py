@@ -22,14 +22,7 @@ N_CLASSES = {"mosi": None, "mosei": None, "iemocap": 4}
 SMALL = UMDFConfig(d=12, n_heads=2, n_layers=2, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # Tiny tensors: one intra-op thread is fastest and avoids oversubscription when other test
-    # processes share the CPU. Restored afterwards for the rest of the session.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_batch(dims: dict[str, int], n_classes: int | None = None, B: int = 6, T: int = 8,
