@@ -30,13 +30,17 @@ class Profile:
     ``make book`` renders), ``paper`` (full split sizes and the papers' epochs).
 
     ``train_samples`` sets the synthetic split sizes (the real ratios kept; real data is always
-    used whole); ``epochs=None`` means the paper's own epoch count; ``seeds`` is the default seed
+    used whole), ``eval_samples`` the least number of synthetic validation and test samples (so
+    test metrics do not swing with a small draw), ``max_len`` caps synthetic sequence lengths
+    (attention cost grows with its square); ``epochs=None`` means the paper's own epoch count; ``seeds`` is the default seed
     list when a notebook's ``seeds`` parameter is left empty; ``cpu_budget`` runs attention models
     with fewer heads and layers than the papers (each chapter says how many).
     """
 
     name: str
     train_samples: int | None
+    eval_samples: int | None
+    max_len: int | None
     epochs: int | None
     patience: int
     seeds: str
@@ -58,11 +62,11 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", train_samples=48, epochs=2, patience=2, seeds="1,2", cpu_budget=True,
+    "smoke": Profile("smoke", train_samples=48, eval_samples=None, max_len=20, epochs=2, patience=2, seeds="1,2", cpu_budget=True,
                      purpose="seconds per notebook; what the stored notebooks and nbval replay"),
-    "book": Profile("book", train_samples=320, epochs=10, patience=4, seeds="1,2", cpu_budget=True,
+    "book": Profile("book", train_samples=320, eval_samples=400, max_len=20, epochs=10, patience=4, seeds="1,2", cpu_budget=True,
                     purpose="what `make book` renders on 2 CPU cores"),
-    "paper": Profile("paper", train_samples=None, epochs=None, patience=10, seeds="1,2,3,4,5", cpu_budget=False,
+    "paper": Profile("paper", train_samples=None, eval_samples=None, max_len=None, epochs=None, patience=10, seeds="1,2,3,4,5", cpu_budget=False,
                      purpose="full split sizes, the papers' settings and epochs (a GPU, or hours on CPU)"),
 }
 
@@ -77,6 +81,8 @@ def profile_table() -> pd.DataFrame:
     """The profiles as the book shows them (computed from :data:`PROFILES`)."""
     return pd.DataFrame([{
         "profile": p.name, "synthetic train samples": p.train_samples or "full preset size",
+        "synthetic valid / test samples": f"≥ {p.eval_samples}" if p.eval_samples else "scaled with train",
+        "synthetic sequence length": f"≤ {p.max_len}" if p.max_len else "the preset's",
         "epochs": p.epochs or "the paper's", "early-stopping patience": p.patience, "default seeds": p.seeds,
         "attention models": "CPU budget (fewer heads / layers)" if p.cpu_budget else "the paper's setting",
         "for": p.purpose} for p in PROFILES.values()]).set_index("profile")
@@ -112,7 +118,9 @@ def data_options(dataset: str, data_path: str | None, profile: Profile, seed: in
     ``load_dataset(dataset, **data_options(...))`` loads it."""
     if data_path:
         return {"data_path": str(data_path)}
-    return {"size": round(profile.size_for(dataset), 6), "seed": seed}
+    options = {"size": round(profile.size_for(dataset), 6), "seed": seed}
+    options.update({k: v for k, v in (("max_len", profile.max_len), ("eval_samples", profile.eval_samples)) if v})
+    return options
 
 
 def settings_row(chapter: str, settings: dict[str, dict], dataset: str, choice: str = "") -> str:

@@ -43,7 +43,7 @@ def load_csd_manifest(path: str | Path) -> MSADataset:
 
 
 def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, size: float = 1.0,
-                 seed: int = 0) -> MSADataset:
+                 seed: int = 0, max_len: int | None = None, eval_samples: int | None = None) -> MSADataset:
     """The dataset a notebook or CLI run uses: real data from ``data_path`` or the synthetic default."""
     if data_path:
         path = Path(data_path).expanduser()
@@ -58,7 +58,7 @@ def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, 
     if prefix != "synthetic" or preset not in PRESETS:
         raise ValueError(f"dataset {dataset!r} needs a data_path; without one use one of "
                          f"{['synthetic:' + p for p in PRESETS]}")
-    return make_synthetic(preset, size=size, seed=seed)
+    return make_synthetic(preset, size=size, seed=seed, max_len=max_len, eval_samples=eval_samples)
 
 
 __all__ = [

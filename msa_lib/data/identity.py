@@ -27,6 +27,11 @@ MANIFEST_FILE_KEYS = ("text", "audio", "vision", "labels")
 #: kept in the identity as it is (it may change the data)
 _LOCATION_OPTIONS = ("data_path", "size", "seed")
 
+#: Version of the synthetic generator's draw (:mod:`msa_lib.data.synthetic` reads it). Bump it
+#: whenever the generative process or its constants change: it is part of a synthetic dataset's
+#: identity, so runs stored on an older draw are never reused as if current.
+GENERATOR_VERSION = "2"
+
 _CHUNK = 1 << 20
 _RACY_NS = 2_000_000_000
 _memory: dict[tuple[str, int, int], str] = {}
@@ -143,7 +148,7 @@ def data_identity(dataset: str, data_options: dict) -> dict:
                 ident["files"] = files
     else:
         ident = {"synthetic": str(dataset), "size": float(options.get("size", 1.0)),
-                 "seed": int(options.get("seed", 0))}
+                 "seed": int(options.get("seed", 0)), "generator": GENERATOR_VERSION}
     if extra:
         ident["options"] = extra
     return ident

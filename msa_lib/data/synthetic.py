@@ -22,11 +22,12 @@ on ``size``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .container import IEMOCAP_EMOTIONS, MODALITIES, MSADataset, MSASplit
+from .identity import GENERATOR_VERSION
 
 SPLITS = ("train", "valid", "test")
 
@@ -146,29 +147,42 @@ def _split(rng: np.random.Generator, preset: Preset, world: dict, n: int, name: 
     )
 
 
-def make_synthetic(preset: str = "mosi", size: float = 1.0, seed: int = 0) -> MSADataset:
+def make_synthetic(preset: str = "mosi", size: float = 1.0, seed: int = 0, max_len: int | None = None,
+                   eval_samples: int | None = None) -> MSADataset:
     """Generate the embedded synthetic dataset ``preset`` (mosi, mosei, sims, iemocap).
 
     ``size`` scales the real split sizes (e.g. 0.1 → MOSI 128/23/69); each split keeps at least
-    16 samples. Deterministic in (preset, size, seed).
+    16 samples, and the valid and test splits at least ``eval_samples`` (so test metrics vary
+    little with the data draw even when training data is small). ``max_len`` caps every
+    modality's sequence length (a compute budget: attention cost grows with the square of it).
+    Deterministic in (preset, size, seed, max_len, eval_samples).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset {preset!r}; choose one of {sorted(PRESETS)}")
     if not (0 < size <= 1.0):
         raise ValueError(f"synthetic size factor must lie in (0, 1], got {size}")
+    if max_len is not None and max_len < 2:
+        raise ValueError(f"synthetic max_len must be at least 2 frames, got {max_len}")
+    if eval_samples is not None and eval_samples < 1:
+        raise ValueError(f"synthetic eval_samples must be positive, got {eval_samples}")
     p = PRESETS[preset]
+    if max_len is not None:
+        p = replace(p, seq_lens={m: min(t, max_len) for m, t in p.seq_lens.items()})
     root = np.random.SeedSequence([seed, sum(map(ord, preset))])
     world_seq, *split_seqs = root.spawn(1 + len(SPLITS))
     world = _world(p, np.random.default_rng(world_seq))
     splits = {}
     for name, n_full, seq in zip(SPLITS, p.split_sizes, split_seqs):
         n = max(16, int(round(n_full * size)))
+        if name != "train" and eval_samples:
+            n = max(n, eval_samples)
         splits[name] = _split(np.random.default_rng(seq), p, world, n, name)
     return MSADataset(
         name=preset, kind="iemocap" if preset == "iemocap" else ("sims" if preset == "sims" else "mosi"),
         splits=splits, aligned=p.aligned, source=f"synthetic:{preset}",
         class_names=IEMOCAP_EMOTIONS if preset == "iemocap" else None,
-        notes={"size": str(size), "seed": str(seed)},
+        notes={"size": str(size), "seed": str(seed), "max_len": str(max_len), "eval_samples": str(eval_samples),
+               "generator": GENERATOR_VERSION},
     )
 
 
