@@ -7,18 +7,29 @@ Executed notebooks go to ``<out>/site/notebooks`` (the committed notebooks stay 
 under the smoke profile for nbval). Runs are stored in ``<out>/results/<profile>`` and reused, so
 an interrupted build resumes. The HTML lands in ``<out>/site/_build/html``. Sphinx runs with
 warnings as errors.
+
+After the notebooks, the build writes ``book/_generated/statistics.md`` into the staged site (the
+"Execution statistics" page: commit, date, profile, torch version, run time and status of every
+notebook read from its papermill metadata, and the stored training runs per model), and adds the
+repository URL (``[project.urls] Repository`` in ``pyproject.toml``) and the build's identity to the
+staged ``_config.yml``. A notebook that fails is marked ``failed`` on that page, the other notebooks
+and the book are still built, and the command exits non-zero.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -45,7 +56,8 @@ def stage_sources(site: Path) -> list[str]:
     site.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, site / name)
-    shutil.copytree(ROOT / "book", site / "book", ignore=shutil.ignore_patterns("build.py", "__pycache__"))
+    shutil.copytree(ROOT / "book", site / "book",
+                    ignore=shutil.ignore_patterns("build.py", "check_pages.py", "__pycache__"))
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     return [f for f in toc_files(toc) if f.startswith("notebooks/")]
 
@@ -70,6 +82,122 @@ def generate_tables(site: Path) -> None:
     for name, table in (("profiles", profile_table()), ("presets", preset_table()),
                         ("umdf_settings", umdf.settings_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
+
+
+def repository_url() -> str | None:
+    """The project's repository (``[project.urls] Repository`` in ``pyproject.toml``), the one place
+    the URL is written; ``None`` without it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("project", {})
+    return project.get("urls", {}).get("Repository")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def build_info(profile: str, executed: bool) -> dict:
+    """What identifies this build: commit (``unknown`` outside git; ``+ uncommitted changes`` when the
+    tracked files differ from it), date, profile, torch and Python versions."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if commit != "unknown" and _git("status", "--porcelain", "--untracked-files=no"):
+        commit += " + uncommitted changes"
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return {"commit": commit, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "profile": profile, "executed": executed, "torch": torch_version,
+            "python": ".".join(map(str, sys.version_info[:3]))}
+
+
+def configure_site(site: Path, info: dict, repo_url: str | None) -> None:
+    """Add to the staged ``_config.yml`` what is known only at build time: the repository button and
+    the build's identity (shown on the front page, ``book/_templates/landing.html``)."""
+    path = site / "_config.yml"
+    config = yaml.safe_load(path.read_text())
+    if repo_url:
+        config["repository"] = {**config.get("repository", {}), "url": repo_url}
+        config["html"] = {**config.get("html", {}), "use_repository_button": True}
+    context = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_context", {})
+    context["book_build"] = {"commit": info["commit"], "date": info["date"], "profile": info["profile"],
+                             "statistics": "book/statistics"}
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+def notebook_status(path: Path) -> dict:
+    """Run time, status and end time of an executed notebook, from papermill's metadata (so the stored
+    notebooks of a ``--no-execute`` build report the run that produced them)."""
+    nb = json.loads(path.read_text())
+    pm = nb.get("metadata", {}).get("papermill")
+    if not pm:
+        return {"seconds": None, "status": "not run by papermill", "end_time": None}
+    cells = nb.get("cells", [])
+    failed = bool(pm.get("exception")) or any(
+        c.get("metadata", {}).get("papermill", {}).get("status") == "failed"
+        or any(o.get("output_type") == "error" for o in c.get("outputs", [])) for c in cells)
+    return {"seconds": pm.get("duration"), "status": "failed" if failed else "ok", "end_time": pm.get("end_time")}
+
+
+def stored_runs(results: Path) -> list[dict]:
+    """Per (model, label): number of stored runs and their total and median training seconds."""
+    if not (results / "LAYOUT").exists():  # ResultsStore would create the folder
+        return []
+    from msa_lib.results import ResultsStore
+
+    groups: dict[tuple[str, str], list[float]] = {}
+    for record in ResultsStore(results).records():
+        spec = record.get("spec", {})
+        model = spec.get("model", "?")
+        groups.setdefault((model, spec.get("label") or model), []).append(float(record.get("train_seconds") or 0.0))
+    return [{"model": m, "label": lab, "runs": len(s), "total": sum(s), "median": statistics.median(s)}
+            for (m, lab), s in sorted(groups.items())]
+
+
+def _seconds(s: float | None) -> str:
+    if s is None:
+        return "—"
+    return f"{s:.1f} s" if s < 60 else f"{s:.1f} s ({s / 60:.1f} min)"
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    return dt.datetime.fromisoformat(iso).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def statistics_markdown(info: dict, notebooks: dict[str, dict], runs: list[dict], results_label: str) -> str:
+    """The body of the "Execution statistics" page (``book/statistics.md`` includes it)."""
+    how = ("executed by papermill in this build" if info["executed"] else
+           "**not re-run in this build** (`--no-execute`): times, status and dates are those stored in the "
+           "committed notebooks")
+    lines = [
+        f"* **Commit** `{info['commit']}`, built {info['date']}",
+        f"* **Profile** `{info['profile']}`",
+        f"* **torch** {info['torch']}, **Python** {info['python']}", "",
+        "## Notebooks", "", f"Notebooks {how}.", "",
+        "| notebook | status | run time | finished |", "|---|---|---|---|",
+    ]
+    for nb, st in notebooks.items():
+        name = nb.split("/")[-1]
+        lines.append(f"| {{doc}}`{name}.ipynb </{nb}>` | {st['status']} | {_seconds(st['seconds'])} | "
+                     f"{_when(st['end_time'])} |")
+    total = sum(st["seconds"] or 0.0 for st in notebooks.values())
+    failed = sum(st["status"] == "failed" for st in notebooks.values())
+    lines += [f"| **all {len(notebooks)}** | {failed} failed | {_seconds(total)} | |", "", "## Stored training runs", ""]
+    if runs:
+        lines += [f"Runs in the results store `{results_label}` that the pages read (a run trained once is reused "
+                  "by every page and later build that asks for it).", "",
+                  "| model | label | runs | train time, total | train time, median |", "|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['label']} | {r['runs']} | {_seconds(r['total'])} | {_seconds(r['median'])} |"
+                  for r in runs]
+    else:
+        lines.append(f"No runs are stored in `{results_label}` for this build"
+                     + (" (the notebooks were not executed in it)." if not info["executed"] else "."))
+    return "\n".join(lines) + "\n"
 
 
 def vendor_mathjax(site: Path, cache: Path) -> bool:
@@ -126,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TQDM_DISABLE"] = "1"  # executed notebooks (and the kernels papermill starts) show no progress bars
     out = Path(args.out).resolve()
     site = out / "site"
+    results = out / "results" / args.profile
     notebooks = stage_sources(site)
+    info = build_info(args.profile, executed=not args.no_execute)
+    configure_site(site, info, repository_url())
     generate_tables(site)
     vendor_mathjax(site, out)
     (site / "notebooks").mkdir()
@@ -138,15 +269,23 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(src, dst)
         else:
             import papermill
+            from papermill.exceptions import PapermillExecutionError
 
             print(f"[book] executing {nb} (profile {args.profile})", flush=True)
-            papermill.execute_notebook(
-                str(src), str(dst), kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False,
-                parameters={"profile": args.profile, "results_dir": str(out / "results" / args.profile)},
-            )
+            try:
+                papermill.execute_notebook(
+                    str(src), str(dst), kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False,
+                    parameters={"profile": args.profile, "results_dir": str(results)},
+                )
+            except PapermillExecutionError as exc:  # the notebook is written with the error; the page shows it
+                print(f"[book] {nb} FAILED: {exc.ename}: {exc.evalue}", file=sys.stderr, flush=True)
         timings[nb] = round(time.perf_counter() - t0, 1)
         print(f"[book] {nb}: {timings[nb]} s", flush=True)
-    report_degenerate(out / "results" / args.profile)
+    report_degenerate(results)
+    status = {nb: notebook_status(site / f"{nb}.ipynb") for nb in notebooks}
+    failed = [nb for nb, st in status.items() if st["status"] == "failed"]
+    (site / "book" / "_generated" / "statistics.md").write_text(
+        statistics_markdown(info, status, stored_runs(results), f"results/{args.profile}"))
     t0 = time.perf_counter()
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(site), "--warningiserror", "--nitpick", "--keep-going"]
@@ -156,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if result.returncode != 0:
         print("[book] jupyter-book build failed", file=sys.stderr)
         return result.returncode
+    if failed:
+        print(f"[book] {len(failed)} notebook(s) failed: {', '.join(failed)} (marked on the statistics page)",
+              file=sys.stderr)
+        return 1
     print(f"[book] done: {site / '_build' / 'html' / 'index.html'}  timings: {timings}")
     return 0
 
