@@ -1,8 +1,12 @@
 """The book builds (smoke profile, stored notebooks) and every notebook is re-runnable with papermill."""
 from __future__ import annotations
 
+import html as html_lib
+import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -11,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
-from build import toc_files  # noqa: E402
+from build import notebook_status, statistics_markdown, stored_runs, toc_files  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REQUIRED_PARAMETERS = {"dataset", "data_path", "profile", "seeds", "device"}
@@ -42,12 +46,26 @@ def test_notebook_has_parameters_and_is_stored_executed_under_smoke(path):
     assert all("smoke" in c.source for c in injected)
 
 
-def test_book_builds_without_warnings(tmp_path):
-    out = tmp_path / "book"
+@pytest.fixture(scope="module")
+def html(tmp_path_factory):
+    """The book built once per module (smoke profile, stored notebooks, warnings are errors)."""
+    out = tmp_path_factory.mktemp("book")
     result = subprocess.run([sys.executable, str(ROOT / "book" / "build.py"), "--profile", "smoke",
                              "--no-execute", "--out", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    html = out / "site" / "_build" / "html"
+    return out / "site" / "_build" / "html"
+
+
+def _pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html") if p.relative_to(html).parts[0] not in ("_static", "_sources"))
+
+
+def _text(page: str) -> str:
+    """A page's visible text, lower case, whitespace collapsed."""
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", page)).lower().split())
+
+
+def test_book_builds_without_warnings(html):
     for nb in NOTEBOOKS:
         page = (html / "notebooks" / f"{nb.stem}.html").read_text()
         stored = nbformat.read(nb, as_version=4)
@@ -68,3 +86,111 @@ def test_book_builds_without_warnings(tmp_path):
     assert all(f"<td><p>{p}</p></td>" in intro for p in PROFILES)
     chapter = (html / "book" / "umdf.html").read_text()
     assert f"<td><p>{umdf.SETTINGS['mosei']['n_heads']}</p></td>" in chapter and "λ1 (L_fea)" in chapter
+
+
+def test_every_page_loads_mathjax_once_and_no_inline_script_twice(html):
+    pages = _pages(html)
+    assert len(pages) > 10
+    for page in pages:
+        text = page.read_text()
+        mathjax = re.findall(r'<script[^>]*src="[^"]*tex-mml-chtml\.js[^"]*"', text)
+        assert len(mathjax) <= 1, f"{page.name}: MathJax loaded {len(mathjax)} times"
+        assert text.count("THEBE_JS_URL =") <= 1, f"{page.name}: THEBE_JS_URL declared twice"
+        inline = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+        assert len(inline) == len(set(inline)), f"{page.name}: an inline script is repeated"
+        assert text.count("search-button-field") == 1, f"{page.name}: one search box per page"
+    umdf = (html / "book" / "umdf.html").read_text()  # a page with equations loads MathJax, deferred
+    assert len(re.findall(r'<script defer="defer" src="[^"]*tex-mml-chtml\.js', umdf)) == 1
+
+
+def test_front_page_is_a_page_not_a_blank_redirect(html):
+    index = (html / "index.html").read_text()
+    assert "http-equiv=\"Refresh\"" not in index
+    assert 'href="book/intro.html"' in index
+    for nb in toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())):
+        assert f'href="{nb}.html"' in index, f"front page lists {nb}"
+
+
+def test_references_page_lists_every_entry_and_umdf_page_cites_it(html):
+    from pybtex.database import parse_file
+
+    bib = parse_file(ROOT / "book" / "references.bib")
+    references = (html / "book" / "references.html").read_text()
+    entries = re.findall(r'<div class="citation" id="([^"]+)" role="doc-biblioentry">(.*?)</div>', references, re.S)
+    assert len(entries) == len(bib.entries)
+    listed = _text(references)
+    for key, entry in bib.entries.items():
+        title = " ".join(entry.fields["title"].replace("{", "").replace("}", "").lower().split())
+        assert title in listed, f"{key} missing from the references page"
+    umdf = (html / "book" / "umdf.html").read_text()
+    targets = dict(entries)
+    cited = [targets.get(a, "") for a in re.findall(r'href="references\.html#([^"]+)"', umdf)]
+    assert any("unified self-distillation framework" in _text(c) for c in cited), "umdf page cites the paper"
+    protocols = (html / "book" / "protocols.html").read_text()
+    cited = " ".join(_text(targets.get(a, "")) for a in re.findall(r'href="references\.html#([^"]+)"', protocols))
+    for title in ("dual-level feature restoration", "transformer-based feature reconstruction",
+                  "robust multimodal sentiment analysis with incomplete data", "m-sena"):
+        assert title in cited, f"protocols page cites {title!r}"
+
+
+def test_statistics_page_lists_every_notebook_with_time_and_status(html):
+    page = (html / "book" / "statistics.html").read_text()
+    text = _text(page)
+    notebooks = [f for f in toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())) if f.startswith("notebooks/")]
+    table = re.search(r'<section id="notebooks">.*?</table>', page, re.S).group(0)
+    for nb in notebooks:
+        stored = json.loads((ROOT / f"{nb}.ipynb").read_text())["metadata"]["papermill"]
+        row = re.search(rf'<tr[^>]*>(?:(?!</tr>).)*href="\.\./{nb}\.html".*?</tr>', table, re.S)
+        assert row, f"{nb} missing from the statistics page"
+        cells = _text(row.group(0))
+        assert re.search(r"\bok\b", cells) and f"{stored['duration']:.1f} s" in cells, cells
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    assert (commit.stdout.strip() or "unknown") in text
+    assert "profile smoke" in text and "torch" in text and "--no-execute" in text
+
+
+def test_repository_button_is_the_pyproject_url(html):
+    url = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    for page in (html / "index.html", html / "book" / "intro.html", html / "notebooks" / "pipeline.html"):
+        text = page.read_text()
+        assert f'href="{url}"' in text, f"{page.name}: repository button"
+        assert "executablebooks/jupyter-book" not in text
+
+
+def _write_run(root: Path, model: str, key: str, label: str, seconds: float) -> None:
+    (root / model / key).mkdir(parents=True)
+    (root / model / key / "run.json").write_text(json.dumps(
+        {"spec": {"model": model, "label": label, "seed": 1, "eval_protocols": []}, "train_seconds": seconds}))
+
+
+def test_statistics_summarise_runs_per_model_and_label(tmp_path):
+    assert stored_runs(tmp_path / "none") == [] and not (tmp_path / "none").exists()
+    (tmp_path / "LAYOUT").write_text("msa_lib results v2\n")
+    for i, s in enumerate((10.0, 30.0, 20.0)):
+        _write_run(tmp_path, "umdf", f"{i:016x}", "", s)
+    _write_run(tmp_path, "umdf", f"{9:016x}", "UMDF w/o DFIM", 5.0)
+    _write_run(tmp_path, "tfn", f"{8:016x}", "TFN", 1.5)
+    runs = {(r["model"], r["label"]): r for r in stored_runs(tmp_path)}
+    assert runs[("umdf", "umdf")] == {"model": "umdf", "label": "umdf", "runs": 3, "total": 60.0, "median": 20.0}
+    assert runs[("umdf", "UMDF w/o DFIM")]["runs"] == 1 and runs[("tfn", "TFN")]["total"] == 1.5
+    info = {"commit": "abc1234", "date": "2026-01-01 00:00 UTC", "profile": "book", "executed": True,
+            "torch": "2.13.0", "python": "3.11.7"}
+    md = statistics_markdown(info, {"notebooks/x": {"seconds": 75.0, "status": "failed", "end_time": None}},
+                             list(runs.values()), "results/book")
+    assert "| {doc}`x.ipynb </notebooks/x>` | failed | 75.0 s (1.2 min) |" in md
+    assert "| umdf | umdf | 3 | 60.0 s (1.0 min) | 20.0 s |" in md and "1 failed" in md
+
+
+def test_notebook_status_reads_papermill_metadata(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1/0")]
+    nb.metadata["papermill"] = {"duration": 2.5, "exception": None, "end_time": "2026-01-01T00:00:00+00:00"}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_status(path) == {"seconds": 2.5, "status": "ok", "end_time": "2026-01-01T00:00:00+00:00"}
+    nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[])]
+    nbformat.write(nb, path)
+    assert notebook_status(path)["status"] == "failed"
+    del nb.metadata["papermill"]
+    nbformat.write(nb, path)
+    assert notebook_status(path)["seconds"] is None
