@@ -73,14 +73,14 @@ def markdown_table(df) -> str:
 def generate_tables(site: Path) -> None:
     """Tables the prose includes (``{include}`` of ``book/_generated/*.md``), computed from msa_lib so
     no setting is typed twice."""
-    from msa_lib.chapters import umdf
+    from msa_lib.chapters import status_table, umdf
     from msa_lib.data.synthetic import preset_table
     from msa_lib.experiments import profile_table
 
     out = site / "book" / "_generated"
     out.mkdir(parents=True, exist_ok=True)
     for name, table in (("profiles", profile_table()), ("presets", preset_table()),
-                        ("umdf_settings", umdf.settings_table())):
+                        ("umdf_settings", umdf.settings_table()), ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from .data import PRESETS, MSADataset, load_dataset
 from .missing import FRAME_RATES, SUBSETS
-from .report import data_caption, degenerate_keys, degenerate_warning
+from .report import data_caption, degenerate_keys, degenerate_warning, reference_results, synthetic_banner
 from .results import ResultsStore, RunSpec, tidy
 
 
@@ -32,7 +33,8 @@ class Profile:
     ``train_samples`` sets the synthetic split sizes (the real ratios kept; real data is always
     used whole), ``eval_samples`` the least number of synthetic validation and test samples (so
     test metrics do not swing with a small draw), ``max_len`` caps synthetic sequence lengths
-    (attention cost grows with its square); ``epochs=None`` means the paper's own epoch count; ``seeds`` is the default seed
+    (attention cost grows with its square); ``light_epochs`` is the epoch count of cheap baselines
+    (TFN), ``None`` meaning their own setting with their own patience; ``epochs=None`` means the paper's own epoch count; ``seeds`` is the default seed
     list when a notebook's ``seeds`` parameter is left empty; ``cpu_budget`` runs attention models
     with fewer heads and layers than the papers (each chapter says how many).
     """
@@ -42,6 +44,7 @@ class Profile:
     eval_samples: int | None
     max_len: int | None
     epochs: int | None
+    light_epochs: int | None
     patience: int
     seeds: str
     cpu_budget: bool
@@ -60,13 +63,19 @@ class Profile:
     def epochs_or(self, paper_epochs: int) -> int:
         return paper_epochs if self.epochs is None else self.epochs
 
+    def light_setup(self, epochs: int, patience: int) -> dict[str, int]:
+        """Epochs and patience of a cheap baseline whose own setting is (``epochs``, ``patience``)."""
+        if self.light_epochs is None:
+            return {"epochs": epochs, "patience": patience}
+        return {"epochs": self.light_epochs, "patience": self.patience}
+
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", train_samples=48, eval_samples=None, max_len=20, epochs=2, patience=2, seeds="1,2", cpu_budget=True,
+    "smoke": Profile("smoke", train_samples=48, eval_samples=None, max_len=20, epochs=2, light_epochs=2, patience=2, seeds="1,2", cpu_budget=True,
                      purpose="seconds per notebook; what the stored notebooks and nbval replay"),
-    "book": Profile("book", train_samples=320, eval_samples=400, max_len=20, epochs=10, patience=4, seeds="1,2", cpu_budget=True,
+    "book": Profile("book", train_samples=320, eval_samples=400, max_len=20, epochs=10, light_epochs=None, patience=3, seeds="1,2,3", cpu_budget=True,
                     purpose="what `make book` renders on 2 CPU cores"),
-    "paper": Profile("paper", train_samples=None, eval_samples=None, max_len=None, epochs=None, patience=10, seeds="1,2,3,4,5", cpu_budget=False,
+    "paper": Profile("paper", train_samples=None, eval_samples=None, max_len=None, epochs=None, light_epochs=None, patience=10, seeds="1,2,3,4,5", cpu_budget=False,
                      purpose="full split sizes, the papers' settings and epochs (a GPU, or hours on CPU)"),
 }
 
@@ -83,7 +92,8 @@ def profile_table() -> pd.DataFrame:
         "profile": p.name, "synthetic train samples": p.train_samples or "full preset size",
         "synthetic valid / test samples": f"≥ {p.eval_samples}" if p.eval_samples else "scaled with train",
         "synthetic sequence length": f"≤ {p.max_len}" if p.max_len else "the preset's",
-        "epochs": p.epochs or "the paper's", "early-stopping patience": p.patience, "default seeds": p.seeds,
+        "epochs": p.epochs or "the paper's", "TFN epochs": p.light_epochs or "its own (early stopping)",
+        "early-stopping patience": p.patience, "default seeds": p.seeds,
         "attention models": "CPU budget (fewer heads / layers)" if p.cpu_budget else "the paper's setting",
         "for": p.purpose} for p in PROFILES.values()]).set_index("profile")
 
@@ -178,6 +188,13 @@ class DatasetRuns:
         """The tidy results without the runs that did not train: what every verdict uses."""
         return self.results[~self.results["key"].isin(degenerate_keys(self.records))]
 
+    @cached_property
+    def table_results(self) -> pd.DataFrame:
+        """The tidy results plus the reference rows (ridge probe, input-blind predictor) on the same
+        test split under every protocol the runs were tested under: what results tables show."""
+        refs = reference_results(self.data, sorted(self.results["protocol"].unique()))
+        return pd.concat([self.results, refs], ignore_index=True)
+
     @property
     def warning(self) -> str:
         """A warning box naming the runs that did not train ("" when all did)."""
@@ -203,20 +220,49 @@ class ChapterRun:
     def first(self) -> DatasetRuns:
         return self.datasets[0]
 
-    def describe(self) -> str:
-        """The run configuration in one Markdown line (profile, seeds, setting, data, wall time)."""
+    def describe(self, notebook: str = "") -> str:
+        """The page's head, in Markdown: one synthetic-data banner (when any dataset is synthetic),
+        the run configuration box (profile, seeds, setting, split sizes, wall time) with the
+        command that re-runs ``notebook`` on real data, and a warning box per dataset whose runs
+        did not all train."""
         data = "; ".join(f"`{d.data.source}` ({'/'.join(str(len(d.data[s])) for s in ('train', 'valid', 'test'))})"
                          for d in self.datasets)
-        text = (f"**Run configuration.** Profile `{self.profile.name}`, seeds {self.seeds}, {self.setting}; data {data}; "
-                f"{self.seconds:.1f} s for this page's runs (finished runs are read from the results store).")
-        return "\n\n".join([text] + [d.warning for d in self.datasets if d.warning])
+        lines = [f"* **profile** `{self.profile.name}`; **seeds** {', '.join(map(str, self.seeds))}",
+                 f"* **setting** {self.setting}" if self.setting else "",
+                 f"* **data** (train/valid/test) {data}",
+                 f"* **wall time** {self.seconds:.0f} s for this page (finished runs are read from the results store)"]
+        box = ":::{admonition} Run configuration\n:class: note\n" + "\n".join(x for x in lines if x)
+        if notebook:
+            box += ("\n\nRe-run this page on your data (one file per dataset; `settings` names the paper row):\n\n"
+                    f"```bash\npapermill notebooks/{notebook}.ipynb out.ipynb -p dataset my_data "
+                    f"-p data_path /path/to/aligned_50.pkl -p settings mosi -p profile paper -p results_dir runs/\n```")
+        box += "\n:::"
+        synthetic = [d.data.source for d in self.datasets if d.data.is_synthetic]
+        return "\n\n".join([x for x in (synthetic_banner(synthetic), box) if x]
+                             + [d.warning for d in self.datasets if d.warning])
 
     def save_figure(self, fig, name: str) -> Path:
-        """Keep a figure next to the runs (``<results_dir>/figures/<name>.png``)."""
-        path = self.store.root / "figures" / f"{name}.png"
+        """Keep a figure next to the runs (``<results_dir>/figures/<name>.svg``)."""
+        path = self.store.root / "figures" / f"{name}.svg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        fig.savefig(path, bbox_inches="tight")
         return path
+
+
+def validation_sweep(choices: dict[str, RunSpec], store: ResultsStore, device: str = "auto") -> pd.DataFrame:
+    """Train one run per choice (label -> spec, no test protocols) and rank the choices by the
+    validation score the trainer selects on (MAE, or Avg-F1 on IEMOCAP); the test split is never
+    read. One row per choice: the score, the best epoch, whether the run trained."""
+    from .metrics import metric_spec
+    from .runs import run_grid
+
+    records = run_grid(list(choices.values()), store, device=device)
+    metric = records[0]["health"]["select_metric"]
+    table = pd.DataFrame([{"choice": label, f"valid {metric}": r["health"]["valid_score"], "best epoch": r["best_epoch"],
+                           "trained": "no" if r["health"]["degenerate"] else "yes"}
+                          for label, r in zip(choices, records)])
+    table = table.sort_values(f"valid {metric}", ascending=not metric_spec(metric).higher, kind="stable")
+    return table.reset_index(drop=True)
 
 
 def open_store(results_dir: str = "") -> ResultsStore:
@@ -259,5 +305,5 @@ def run_chapter(chapter: str, make_specs: SpecBuilder,
 
 
 __all__ = ["PROFILES", "ChapterRun", "DatasetRuns", "Profile", "data_options", "dataset_paths", "frame_protocols",
-           "get_profile", "open_store", "parse_seeds", "per_rate_specs", "profile_table", "run_chapter",
+           "get_profile", "open_store", "validation_sweep", "parse_seeds", "per_rate_specs", "profile_table", "run_chapter",
            "settings_row", "subset_protocols", "train_once_specs"]

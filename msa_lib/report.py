@@ -27,13 +27,21 @@ CONDITIONS: tuple[str, ...] = MISSING_CONDITIONS + ("Avg", _SUBSET_LABELS[-1])
 
 
 def data_caption(data: MSADataset) -> str:
-    """One sentence naming the data a table or figure was computed on."""
+    """The short data tag every caption ends with (the page's banner says what synthetic means)."""
     sizes = "/".join(str(len(data[s])) for s in ("train", "valid", "test"))
     if data.is_synthetic:
-        return (f"Data: the embedded **synthetic** default `{data.source}` ({data.name.upper()}-shaped, "
-                f"train/valid/test = {sizes}, size factor {data.notes.get('size')}, seed {data.notes.get('seed')}). "
-                f"These are not the real dataset's numbers and are not comparable to the paper's.")
-    return f"Data: `{data.source}` (train/valid/test = {sizes})."
+        return f"*Synthetic {data.name.upper()}-shaped data* (train/valid/test {sizes})."
+    return f"Data: `{data.source}` (train/valid/test {sizes})."
+
+
+def synthetic_banner(sources: list[str]) -> str:
+    """The one synthetic-data banner of a page ("" when no dataset of the page is synthetic)."""
+    if not sources:
+        return ""
+    return (":::{important}\n**Synthetic data.** The numbers on this page come from the embedded synthetic "
+            f"generator ({', '.join(f'`{s}`' for s in sources)}; see the data chapter), not from the real datasets: "
+            "they show relative behaviour (missing rates, subsets, ablations) and are not comparable with the "
+            "paper's numbers, which sit beside ours in shaded *paper* columns.\n:::")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +117,7 @@ def curve(tidy_df: pd.DataFrame, metric: str, kind: str = "frame") -> pd.DataFra
     """Per-seed values of ``metric`` against the missing rate: index seed, columns rate."""
     d = tidy_df[(tidy_df["metric"] == metric) & tidy_df["protocol"].str.startswith(kind + ":")].copy()
     d["rate"] = d["protocol"].map(lambda p: parse_protocol(p).rate)
-    return d.pivot_table(index="seed", columns="rate", values="value", aggfunc="first").sort_index(axis=1)
+    return d.pivot_table(index="seed", columns="rate", values="value", aggfunc="first", dropna=False).sort_index(axis=1)
 
 
 def auilc_table(tidy_df: pd.DataFrame, metrics: list[str], kind: str, group: str = "variant") -> pd.DataFrame:
@@ -123,23 +131,167 @@ def auilc_table(tidy_df: pd.DataFrame, metrics: list[str], kind: str, group: str
             missing = [r for r in rates if r not in c.columns]
             if missing:
                 raise ValueError(f"AUILC needs every rate in {rates}; missing {missing} for {name}")
-            row[metric] = round(auilc(list(rates), c[list(rates)].to_numpy(), metric),
-                                metric_spec(metric).decimals + (0 if metric_spec(metric).percent else 1))
+            values = c[list(rates)].to_numpy()
+            # undefined somewhere on the curve (Corr of a constant prediction): no area
+            row[metric] = np.nan if np.isnan(values).any() else round(
+                auilc(list(rates), values, metric), metric_spec(metric).decimals + (0 if metric_spec(metric).percent else 1))
         rows.append(row)
     return pd.DataFrame(rows).set_index(group)
 
 
 def plot_rate_curves(ax, tidy_df: pd.DataFrame, metric: str, group: str = "variant", label_fmt: str = "{}"):
-    """Mean ± std over seeds of ``metric`` against the frame-level missing rate, one line per group."""
+    """Mean ± std over seeds of ``metric`` against the frame-level missing rate, one line per group
+    (the book's colour-blind-safe series styles); reference groups (:data:`REFERENCES`) are drawn
+    as thin grey lines."""
+    from .style import series_style
+
     spec = metric_spec(metric)
+    k = 0
     for name, sub in tidy_df.groupby(group, sort=False):
         c = curve(sub, metric) * spec.scale
+        if c.empty:
+            continue
         mean, std = c.mean(axis=0), c.std(axis=0).fillna(0.0)
-        ax.plot(c.columns, mean, marker="o", label=label_fmt.format(name))
-        ax.fill_between(c.columns, mean - std, mean + std, alpha=0.2)
+        if name in REFERENCES:
+            ax.plot(c.columns, mean, color="0.45", lw=1, ls=":" if name == BLIND_LABEL else "--",
+                    label=label_fmt.format(name))
+            continue
+        style = series_style(k)
+        k += 1
+        ax.plot(c.columns, mean, label=label_fmt.format(name), **style)
+        ax.fill_between(c.columns, mean - std, mean + std, alpha=0.15, color=style["color"])
     ax.set_xlabel("missing rate p")
     ax.set_ylabel(metric + spec.unit)
     ax.grid(alpha=0.3)
+
+
+# ---------------------------------------------------------------------------------------------
+# verdicts: paired across seeds, with an interval
+# ---------------------------------------------------------------------------------------------
+
+#: Confidence level of every verdict's interval.
+CONFIDENCE = 0.95
+
+
+def paired_comparison(values: pd.DataFrame, method: str, baseline: str, metric: str,
+                      confidence: float = CONFIDENCE) -> dict:
+    """Compare two models on per-seed values (index seed, one column per model, in the metric's
+    units): the mean difference ``method - baseline`` over the seeds both have, its t-interval
+    and the paired t-test's p-value, and a verdict: "better" / "worse" when the interval excludes
+    0 (direction from the metric spec: MAE lower is better), else "no detectable difference";
+    with fewer than two paired seeds, "too few seeds"."""
+    from scipy import stats
+
+    pairs = values[[method, baseline]].dropna()
+    n = len(pairs)
+    diff = (pairs[method] - pairs[baseline]).to_numpy(dtype=float)
+    out = {"method": method, "baseline": baseline, "metric": metric, "seeds": n,
+           "method mean": float(pairs[method].mean()) if n else np.nan,
+           "baseline mean": float(pairs[baseline].mean()) if n else np.nan,
+           "difference": float(diff.mean()) if n else np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
+    if n < 2:
+        return {**out, "verdict": "too few seeds"}
+    sem = stats.sem(diff)
+    if sem == 0:  # identical differences on every seed: the interval is the point
+        low = high = float(diff.mean())
+        p = 0.0 if diff.mean() != 0 else 1.0
+    else:
+        low, high = stats.t.interval(confidence, n - 1, loc=diff.mean(), scale=sem)
+        p = float(stats.ttest_rel(pairs[method], pairs[baseline]).pvalue)
+    higher = metric_spec(metric).higher
+    if low > 0 or high < 0:
+        verdict = "better" if (low > 0) == higher else "worse"
+    else:
+        verdict = "no detectable difference"
+    return {**out, "low": float(low), "high": float(high), "p": p, "verdict": verdict}
+
+
+def seed_values(tidy_df: pd.DataFrame, metric: str, protocol: str | None = None) -> pd.DataFrame:
+    """Per-seed values of ``metric`` (index seed, one column per variant): under ``protocol``, or
+    (None) the six-missing-condition average of the subset tables."""
+    if protocol is None:
+        return per_condition(tidy_df, metric)["Avg"].unstack("variant")
+    d = tidy_df[(tidy_df["metric"] == metric) & (tidy_df["protocol"] == protocol)]
+    return d.pivot_table(index="seed", columns="variant", values="value", aggfunc="first")
+
+
+def verdict_table(tidy_df: pd.DataFrame, method: str, baselines: list[str], metrics: list[str],
+                  protocol: str | None = None, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per (baseline, metric): means, the paired difference with its interval, p and the
+    verdict (see :func:`paired_comparison`), on the Avg of the six missing conditions (or under
+    ``protocol``). Give it the runs that trained (``DatasetRuns.verdict_results``); a model with no
+    such run is reported as "no run that trained"."""
+    rows = []
+    for metric in metrics:
+        values = seed_values(tidy_df, metric, protocol) if not tidy_df.empty else pd.DataFrame()
+        for baseline in baselines:
+            if method not in values.columns or baseline not in values.columns:
+                rows.append({"method": method, "baseline": baseline, "metric": metric, "seeds": 0,
+                             "verdict": "no run that trained"})
+                continue
+            rows.append(paired_comparison(values, method, baseline, metric, confidence))
+    return pd.DataFrame(rows)
+
+
+def verdict_display(table: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """A :func:`verdict_table` as printed: values in the metric's units and decimals."""
+    level = f"{confidence:.0%} CI"
+    rows = []
+    for r in table.to_dict("records"):
+        m = r["metric"]
+        fmt = lambda v: "–" if pd.isna(v) else format_value(m, v)  # noqa: E731
+        rows.append({"comparison": f"{r['method']} vs {r['baseline']}", "metric": m,
+                     "method": fmt(r.get("method mean")), "baseline": fmt(r.get("baseline mean")),
+                     "difference": fmt(r.get("difference")),
+                     level: "–" if pd.isna(r.get("low", np.nan)) else f"[{fmt(r['low'])}, {fmt(r['high'])}]",
+                     "p (paired t)": "–" if pd.isna(r.get("p", np.nan)) else f"{r['p']:.3f}",
+                     "seeds": int(r["seeds"]), "verdict": r["verdict"]})
+    return pd.DataFrame(rows).set_index("comparison").rename_axis(None)
+
+
+def verdict_sentence(table: pd.DataFrame) -> str:
+    """The verdicts of a :func:`verdict_table` in one Markdown sentence per comparison."""
+    parts = []
+    for r in table.to_dict("records"):
+        m = r["metric"]
+        if r["verdict"] in ("better", "worse", "no detectable difference"):
+            parts.append(f"{r['method']} vs {r['baseline']} on {m}: **{r['verdict']}** "
+                         f"(difference {format_value(m, r['difference'])}, {CONFIDENCE:.0%} CI "
+                         f"[{format_value(m, r['low'])}, {format_value(m, r['high'])}], {r['seeds']} paired seeds)")
+        else:
+            parts.append(f"{r['method']} vs {r['baseline']} on {m}: **{r['verdict']}**")
+    return "; ".join(parts) + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# reference rows: what the same split gives without a model
+# ---------------------------------------------------------------------------------------------
+
+#: Labels of the reference "models" every results table carries.
+RIDGE_LABEL = "ridge probe"
+BLIND_LABEL = "input-blind predictor"
+REFERENCES: tuple[str, ...] = (RIDGE_LABEL, BLIND_LABEL)
+
+
+def reference_results(data: MSADataset, protocols: tuple[str, ...] | list[str], mask_seed: int = 0) -> pd.DataFrame:
+    """Tidy rows (like :func:`msa_lib.results.tidy`) of two references on the test split under each
+    protocol: the ridge probe (:func:`ridge_probe`, same seeded masks as the models) and the
+    input-blind predictor (training mean, or each emotion's majority class: what a model that
+    ignores its input scores). Deterministic; seed 0."""
+    from .metrics import compute_metrics, constant_prediction
+
+    test = data["test"]
+    target = test.labels if test.labels is not None else test.class_labels
+    train = data["train"]
+    blind = compute_metrics(data.kind, constant_prediction(
+        data.kind, train.labels if train.labels is not None else train.class_labels, len(test)), target)
+    rows = []
+    for protocol in protocols:
+        for label, metrics in ((RIDGE_LABEL, ridge_probe(data, protocol, mask_seed)), (BLIND_LABEL, blind)):
+            rows += [{"model": "reference", "variant": label, "dataset": data.source, "design": "reference",
+                      "train_protocol": "complete", "protocol": protocol, "seed": 0, "metric": k, "value": v,
+                      "config_key": label, "key": label} for k, v in metrics.items()]
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +367,9 @@ def ridge_probe(data: MSADataset, protocol: str = "complete", mask_seed: int = 0
     return compute_metrics(data.kind, pred, test.labels if test.labels is not None else test.class_labels)
 
 
-__all__ = ["AUILC_RATES", "CONDITIONS", "MISSING_CONDITIONS", "auilc_table", "avg_means", "beside", "cells",
-           "condition_table", "curve", "data_caption", "degenerate_keys", "degenerate_warning", "health_table",
+__all__ = ["AUILC_RATES", "BLIND_LABEL", "CONDITIONS", "CONFIDENCE", "MISSING_CONDITIONS", "REFERENCES", "RIDGE_LABEL",
+           "paired_comparison", "reference_results", "seed_values", "verdict_display", "verdict_sentence",
+           "verdict_table", "auilc_table", "avg_means", "beside", "cells",
+           "condition_table", "curve", "data_caption", "synthetic_banner", "degenerate_keys", "degenerate_warning", "health_table",
            "per_condition", "plot_rate_curves", "pooled_features",
            "reported", "ridge_probe"]

@@ -264,6 +264,8 @@ def _layout(df: pd.DataFrame, *, best: Best | None, reference_rows: Sequence[Any
         groups.append(kept)
         seen.update(members)
     ordered = [c for g in groups for u in g for c in u]
+    # reference models as columns (condition tables: one column per model): never bold, in italics
+    ref_cols = {c for c in labels if not is_paper[c] and ours_model[c] in reference_rows}
 
     # --- headers
     two_level = not row_metrics and any(sum(len(u) for u in g) > 1 for g in groups if col_metric[g[0][0]])
@@ -313,7 +315,7 @@ def _layout(df: pd.DataFrame, *, best: Best | None, reference_rows: Sequence[Any
     if mode is not None:
         candidates: dict[Any, list[tuple[int, int, float, bool]]] = {}
         for c in ordered:
-            if is_paper[c]:
+            if is_paper[c] or c in ref_cols:
                 continue
             for i in range(len(df.index)):
                 if i in ref_rows:
@@ -337,7 +339,8 @@ def _layout(df: pd.DataFrame, *, best: Best | None, reference_rows: Sequence[Any
     units_pos = [[[pos[c] for c in u] for u in g] for g in groups]
     gaps = [g[0][0] for g in units_pos[1:]] if two_level else []
     return _Layout(display=display, bold=bold, paper_cols=[pos[c] for c in ordered if is_paper[c]],
-                   reference_rows=ref_rows, rule_rows=rules, gap_cols=gaps, units=units_pos)
+                   reference_rows=ref_rows, reference_cols=[pos[c] for c in ordered if c in ref_cols],
+                   rule_rows=rules, gap_cols=gaps, units=units_pos)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +407,8 @@ def styled(df: pd.DataFrame, *, caption: str | None = None, best: Best | None = 
         best: where the best value is looked for -- ``"row"`` (our columns of the same metric in
             each row), ``"column"`` (the rows of each column, per first-level row group), ``"auto"``
             or ``None`` (no bold).
-        reference_rows: labels of rows that are references, not models (``"majority predictor"``,
+        reference_rows: labels of rows -- or models of columns -- that are references, not models
+            (``"majority predictor"``,
             ``"ridge probe"``); for a row MultiIndex the last level is matched too. Italic, last,
             below a rule, never bold.
         rule_before: row labels to draw a thin rule above (e.g. ``("Avg",)``).

@@ -12,7 +12,7 @@ from msa_lib.data.container import MODALITIES, MSADataset, MSASplit
 from msa_lib.experiments import DatasetRuns
 from msa_lib.metrics import compute_metrics, constant_prediction, is_constant
 from msa_lib.models.base import ModelOutput, MSAModel
-from msa_lib.report import avg_means, degenerate_keys, degenerate_warning, health_table
+from msa_lib.report import avg_means, degenerate_keys, degenerate_warning, health_table, verdict_table
 from msa_lib.results import tidy
 from msa_lib.train import TrainConfig, Trainer
 
@@ -111,3 +111,17 @@ def test_the_page_flags_a_degenerate_run_and_the_verdict_excludes_it():
     old = {k: v for k, v in records[0].items() if k != "health"}
     assert "not recorded" in health_table([old])["degenerate"][0] and degenerate_keys([old]) == set()
     assert isinstance(table, pd.DataFrame)
+
+
+def test_a_verdict_never_uses_a_degenerate_run():
+    """A's only seed-2 run is broken: the paired verdict A vs B uses seed 1 only and says so."""
+    records = [record("A", 1, "k1", 0.5, []), record("A", 2, "k2", 0.1, ["best epoch 0"]),
+               record("B", 1, "k3", 0.7, []), record("B", 2, "k4", 0.7, [])]
+    item = DatasetRuns("d", None, None, tidy(records), [], "caption", records=records)
+    with_broken = verdict_table(item.results, "A", ["B"], ["MAE"]).iloc[0]
+    assert with_broken["seeds"] == 2 and with_broken["verdict"] != "too few seeds"
+    row = verdict_table(item.verdict_results, "A", ["B"], ["MAE"]).iloc[0]
+    assert row["seeds"] == 1 and row["verdict"] == "too few seeds"
+    only_broken = [records[1], records[2], records[3]]
+    item = DatasetRuns("d", None, None, tidy(only_broken), [], "caption", records=only_broken)
+    assert verdict_table(item.verdict_results, "A", ["B"], ["MAE"]).iloc[0]["verdict"] == "no run that trained"

@@ -123,9 +123,15 @@ def test_dataset_paths_and_seeds():
             parse_seeds(bad)
 
 
-def test_caption_names_the_data():
-    caption = data_caption(make_synthetic("mosi", size=0.02, seed=3))
-    assert "synthetic" in caption and "not comparable" in caption and "seed 3" in caption
+def test_caption_names_the_data_and_the_page_has_one_banner():
+    from msa_lib.report import synthetic_banner
+
+    data = make_synthetic("mosi", size=0.02, seed=3)
+    caption = data_caption(data)
+    assert "Synthetic MOSI-shaped" in caption and "/".join(str(len(data[s])) for s in ("train", "valid", "test")) in caption
+    banner = synthetic_banner(["synthetic:mosi"])
+    assert banner.startswith(":::{important}") and "not comparable" in banner and "synthetic:mosi" in banner
+    assert synthetic_banner([]) == ""
 
 
 def test_ridge_probe_ranks_modalities_and_handles_classification():
@@ -139,3 +145,36 @@ def test_ridge_probe_ranks_modalities_and_handles_classification():
     assert 0.6 < complete["Acc-2_non0"] < 0.95
     emo = ridge_probe(make_synthetic("iemocap", size=0.05, seed=0), "complete")
     assert set(emo) >= {"happy_F1", "Avg_F1"} and 0.0 <= emo["Avg_F1"] <= 1.0
+
+
+def test_paired_comparison_matches_a_hand_computed_t_interval():
+    from msa_lib.report import paired_comparison
+
+    # differences 1, 2, 3: mean 2, sd 1, sem 1/sqrt(3); t(0.975, df=2) = 4.302653 -> half-width 2.484138
+    values = pd.DataFrame({"A": [0.71, 0.82, 0.93], "B": [0.70, 0.80, 0.90]}, index=[1, 2, 3])
+    r = paired_comparison(values * 100, "A", "B", "F1_non0")
+    assert r["difference"] == pytest.approx(2.0) and r["seeds"] == 3
+    assert r["low"] == pytest.approx(2 - 2.484138, abs=1e-5) and r["high"] == pytest.approx(2 + 2.484138, abs=1e-5)
+    assert r["verdict"] == "no detectable difference"
+    # p of the paired t statistic t = 2 / (1/sqrt(3)) = 3.4641 with 2 df: 0.07418
+    assert r["p"] == pytest.approx(0.07418, abs=1e-4)
+    tight = pd.DataFrame({"A": [0.60, 0.61, 0.59, 0.60], "B": [0.70, 0.70, 0.70, 0.71]}, index=[1, 2, 3, 4])
+    assert paired_comparison(tight, "A", "B", "MAE")["verdict"] == "better"  # lower MAE is better
+    assert paired_comparison(tight, "A", "B", "F1_non0")["verdict"] == "worse"  # lower F1 is worse
+    assert paired_comparison(tight.iloc[:1], "A", "B", "MAE")["verdict"] == "too few seeds"
+    # seeds are paired: a seed only one model has is left out
+    partial = pd.DataFrame({"A": [0.60, 0.61, np.nan], "B": [0.70, 0.70, 0.70]}, index=[1, 2, 3])
+    assert paired_comparison(partial, "A", "B", "MAE")["seeds"] == 2
+
+
+def test_reference_rows_are_the_probe_and_the_input_blind_predictor():
+    from msa_lib.report import BLIND_LABEL, RIDGE_LABEL, reference_results, ridge_probe
+
+    data = make_synthetic("mosi", size=0.05, seed=1)
+    refs = reference_results(data, ["complete", "modality:a"])
+    assert set(refs["variant"]) == {RIDGE_LABEL, BLIND_LABEL} and set(refs["protocol"]) == {"complete", "modality:a"}
+    ridge = refs[(refs.variant == RIDGE_LABEL) & (refs.protocol == "modality:a")].set_index("metric")["value"]
+    assert ridge["MAE"] == pytest.approx(ridge_probe(data, "modality:a")["MAE"])
+    blind = refs[(refs.variant == BLIND_LABEL) & (refs.protocol == "complete")].set_index("metric")["value"]
+    y, mean = data["test"].labels, data["train"].labels.mean()
+    assert blind["MAE"] == pytest.approx(np.abs(y - mean).mean(), rel=1e-5)

@@ -16,12 +16,12 @@ PKG = ROOT / "msa_lib"
 #: the command line at the top.
 LAYERS: dict[str, int] = {
     "core": 0, "data": 0,
-    "metrics": 1, "missing": 1, "losses": 1, "results": 1,
+    "metrics": 1, "missing": 1, "losses": 1, "results": 1, "style": 1,
     "models": 2, "report": 2,
     "train": 3,
     "runs": 4,
     "experiments": 5,
-    "chapters": 6,
+    "chapters": 6, "probe": 6,
     "__main__": 7,
 }
 

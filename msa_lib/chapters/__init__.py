@@ -13,6 +13,10 @@ from . import baselines, umdf
 
 CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "umdf": umdf}
 
+#: The four papers the book reproduces and the chapter module of each (None: not written yet).
+PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": None, "SDUMC": None,
+                                 "DAR (IJCAI 2025)": None}
+
 
 def get_chapter(name: str) -> ModuleType:
     if name not in CHAPTERS:
@@ -30,4 +34,19 @@ def chapter_of_model(model: str) -> ModuleType:
     raise ValueError(f"unknown model {model!r}; available: {sorted(MODELS)}")
 
 
-__all__ = ["CHAPTERS", "chapter_of_model", "get_chapter"]
+def status_table():
+    """paper | chapter | tables and figures covered | real data run | status, from the chapter
+    modules (``COVERS``, ``REAL_DATA``, ``STATUS``), for the README, the intro and the glance page."""
+    import pandas as pd
+
+    rows = []
+    for paper, name in PAPERS.items():
+        chapter = CHAPTERS.get(name) if name else None
+        rows.append({"paper": paper, "chapter": name or "–",
+                     "tables and figures covered": chapter.COVERS if chapter else "–",
+                     "real data run": chapter.REAL_DATA if chapter else "–",
+                     "status": chapter.STATUS if chapter else "not started"})
+    return pd.DataFrame(rows).set_index("paper")
+
+
+__all__ = ["CHAPTERS", "PAPERS", "chapter_of_model", "get_chapter", "status_table"]
