@@ -231,6 +231,20 @@ def vendor_mathjax(site: Path, cache: Path) -> bool:
     return True
 
 
+def remove_injected_input(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-input``: it holds this build's paths
+    (``results_dir``), which must not leak into a page (the parameters cell itself is hidden by its
+    ``hide-input`` tag)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-input" not in tags:
+            cell.metadata["tags"] = tags + ["remove-input"]
+    nbformat.write(nb, path)
+
+
 def report_degenerate(results: Path) -> None:
     """List, in the build log, every stored run that did not train (its page carries a warning)."""
     if not (results / "LAYOUT").exists():
@@ -279,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except PapermillExecutionError as exc:  # the notebook is written with the error; the page shows it
                 print(f"[book] {nb} FAILED: {exc.ename}: {exc.evalue}", file=sys.stderr, flush=True)
+            remove_injected_input(dst)
         timings[nb] = round(time.perf_counter() - t0, 1)
         print(f"[book] {nb}: {timings[nb]} s", flush=True)
     report_degenerate(results)

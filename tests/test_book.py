@@ -18,7 +18,9 @@ sys.path.insert(0, str(ROOT / "book"))
 from build import notebook_status, statistics_markdown, stored_runs, toc_files  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-REQUIRED_PARAMETERS = {"dataset", "data_path", "profile", "seeds", "device"}
+REQUIRED_PARAMETERS = {"profile", "seeds", "device", "results_dir"}
+#: every notebook names its data: one dataset list, or (claims pages) one dataset per paper table
+DATA_PARAMETERS = ({"dataset", "data_path"}, {"mosi", "mosi_path", "iemocap", "iemocap_path"})
 
 
 def test_toc_lists_every_notebook_and_page():
@@ -37,6 +39,9 @@ def test_notebook_has_parameters_and_is_stored_executed_under_smoke(path):
     names = {line.split(":")[0].split("=")[0].strip() for line in params[0].source.splitlines()
              if line and not line.startswith("#")}
     assert REQUIRED_PARAMETERS <= names, f"missing parameters {REQUIRED_PARAMETERS - names}"
+    assert any(data <= names for data in DATA_PARAMETERS), f"no data parameters in {sorted(names)}"
+    # results first: every code cell's input is hidden (the reader expands it), the parameters cell too
+    assert all("hide-input" in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code")
     assert 'profile: str = "smoke"' in params[0].source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), "commit notebooks executed (papermill) so nbval compares"
@@ -65,15 +70,36 @@ def _text(page: str) -> str:
     return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", page)).lower().split())
 
 
+def test_readme_status_table_is_the_generated_one():
+    from build import markdown_table
+    from msa_lib.chapters import status_table
+
+    assert markdown_table(status_table()) in (ROOT / "README.md").read_text()
+
+
+def test_injected_parameters_never_reach_a_page(tmp_path):
+    from build import remove_injected_input
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("results_dir = '/tmp/build/results'", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["hide-input"]})]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    remove_injected_input(path)
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].metadata["tags"] == ["injected-parameters", "remove-input"] and cells[1].metadata["tags"] == ["hide-input"]
+
+
 def test_book_builds_without_warnings(html):
     for nb in NOTEBOOKS:
         page = (html / "notebooks" / f"{nb.stem}.html").read_text()
         stored = nbformat.read(nb, as_version=4)
-        n_figures = sum("image/png" in o.get("data", {}) for c in stored.cells for o in c.get("outputs", []))
+        n_figures = sum(any(m in o.get("data", {}) for m in ("image/png", "image/svg+xml"))
+                        for c in stored.cells for o in c.get("outputs", []))
         assert page.count("<img") >= n_figures, f"{nb.name}: figures missing from the rendered page"
         assert "<table" in page, f"{nb.name}: results table missing from the rendered page"
-        # the caption computed from the data (not the parameters cell, which names a preset anyway)
-        assert "the embedded <strong>synthetic</strong> default" in page, f"{nb.name}: caption must name the data"
+        # one banner per page, computed from the data (not the parameters cell, which names a preset anyway)
+        assert page.count("<strong>Synthetic data.</strong>") == 1, f"{nb.name}: one synthetic-data banner"
         warned = any(":::{warning}" in o.get("data", {}).get("text/markdown", "")
                      for c in stored.cells for o in c.get("outputs", []))
         assert ("admonition warning" in page) == warned, f"{nb.name}: a degenerate-run warning renders as a box"
