@@ -231,12 +231,12 @@ class ChapterRun:
                  f"* **setting** {self.setting}" if self.setting else "",
                  f"* **data** (train/valid/test) {data}",
                  f"* **wall time** {self.seconds:.0f} s for this page (finished runs are read from the results store)"]
-        box = ":::{admonition} Run configuration\n:class: note\n" + "\n".join(x for x in lines if x)
-        if notebook:
-            box += ("\n\nRe-run this page on your data (one file per dataset; `settings` names the paper row):\n\n"
-                    f"```bash\npapermill notebooks/{notebook}.ipynb out.ipynb -p dataset my_data "
-                    f"-p data_path /path/to/aligned_50.pkl -p settings mosi -p profile paper -p results_dir runs/\n```")
-        box += "\n:::"
+        box = ":::{admonition} Run configuration\n:class: note\n" + "\n".join(x for x in lines if x) + "\n:::"
+        if notebook:  # folded: the result stays above the fold
+            box += ("\n\n:::{admonition} Re-run this page on your data\n:class: dropdown\n"
+                    "One file per dataset; `settings` names the paper's settings row; finished runs are reused "
+                    f"from `results_dir`.\n\n```bash\npapermill notebooks/{notebook}.ipynb out.ipynb -p dataset my_data "
+                    f"-p data_path /path/to/aligned_50.pkl -p settings mosi -p profile paper -p results_dir runs/\n```\n:::")
         synthetic = [d.data.source for d in self.datasets if d.data.is_synthetic]
         return "\n\n".join([x for x in (synthetic_banner(synthetic), box) if x]
                              + [d.warning for d in self.datasets if d.warning])

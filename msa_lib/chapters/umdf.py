@@ -274,4 +274,5 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["confidence"] = CONFIDENCE
+    table.attrs["synthetic"] = [r.data.source for r in source.values() if r.data.is_synthetic]
     return table
