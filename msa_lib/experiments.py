@@ -21,7 +21,8 @@ import pandas as pd
 
 from .data import PRESETS, MSADataset, load_dataset
 from .missing import FRAME_RATES, SUBSETS
-from .report import data_caption, degenerate_keys, degenerate_warning, reference_results, synthetic_banner
+from .report import (data_caption, degenerate_keys, degenerate_warning, health_table, reference_results,
+                     synthetic_banner)
 from .results import ResultsStore, RunSpec, tidy
 
 
@@ -237,6 +238,11 @@ class ChapterRun:
                     "One file per dataset; `settings` names the paper's settings row; finished runs are reused "
                     f"from `results_dir`.\n\n```bash\npapermill notebooks/{notebook}.ipynb out.ipynb -p dataset my_data "
                     f"-p data_path /path/to/aligned_50.pkl -p settings mosi -p profile paper -p results_dir runs/\n```\n:::")
+        records = [r for d in self.datasets for r in d.records]
+        if records:  # did every run train? folded, one row per run
+            health = health_table(records).drop(columns="key")
+            box += ("\n\n:::{admonition} Run health: best epoch, epoch cap, validation vs the input-blind predictor\n"
+                    ":class: dropdown\n" + health.to_html(index=False, border=0, na_rep="–") + "\n:::")
         synthetic = [d.data.source for d in self.datasets if d.data.is_synthetic]
         return "\n\n".join([x for x in (synthetic_banner(synthetic), box) if x]
                              + [d.warning for d in self.datasets if d.warning])

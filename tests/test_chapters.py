@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from msa_lib.missing import parse_protocol
+
 from msa_lib.__main__ import main
 from msa_lib.chapters import CHAPTERS, baselines, chapter_of_model, get_chapter, umdf
 from msa_lib.experiments import PROFILES, get_profile, profile_table
@@ -24,7 +26,27 @@ def test_umdf_paper_profile_builds_the_paper_network_and_cpu_profiles_the_budget
     budget = build_model("umdf", DIMS, book_cfg)
     assert len(budget.mcim.layers) == umdf.CPU_BUDGET["n_layers"] < umdf.SETTINGS[row]["n_layers"]
     assert book_train["batch_size"] <= umdf.CPU_BUDGET["max_batch"] and book_train["epochs"] == PROFILES["book"].epochs
-    assert paper_train["loss_weights"] == umdf.LOSS_WEIGHTS
+    assert paper_train["loss_weights"] == book_train["loss_weights"] == umdf.LOSS_WEIGHTS[row]
+
+
+def test_iemocap_gets_its_own_lambda_and_tfn_the_cheap_budget():
+    iemocap = umdf.model_setup("umdf", "iemocap", get_profile("book"))[1]["loss_weights"]
+    mosi = umdf.model_setup("umdf", "mosi", get_profile("book"))[1]["loss_weights"]
+    assert iemocap["fea"] < mosi["fea"]  # lambda_1 = 1 collapsed IEMOCAP to the majority class
+    book, smoke = (baselines.model_setup("tfn", "mosi", get_profile(p))[1] for p in ("book", "smoke"))
+    assert book["epochs"] == baselines.TFN_SETTING["epochs"] > PROFILES["book"].epochs  # TFN trains to convergence
+    assert smoke["epochs"] == PROFILES["smoke"].light_epochs and book["lr"] == baselines.TFN_SETTING["lr"]
+
+
+def test_umdf_pages_compare_with_fair_controls():
+    specs = umdf.specs("synthetic:mosi", None, get_profile("smoke"), [1])
+    trained_on = {(s.model, s.label): parse_protocol(s.train_protocol) for s in specs}
+    mixed = parse_protocol(umdf.TRAIN_PROTOCOL)
+    assert trained_on[("umdf", "UMDF")] == trained_on[("umdf", umdf.NO_DISTILLATION)] == mixed
+    assert trained_on[("tfn", baselines.TRAINED_ON["mixed"])] == mixed
+    assert trained_on[("tfn", baselines.TRAINED_ON["complete"])] == parse_protocol("complete")
+    control = next(s for s in specs if s.label == umdf.NO_DISTILLATION).model_config
+    assert control["use_fea_distill"] is False and control["use_logit_distill"] is False
 
 
 def test_rows_differ_where_the_paper_differs():
@@ -66,8 +88,8 @@ def test_umdf_pages_share_runs_tfn_comes_from_the_baselines_chapter():
     tsne = umdf.specs("synthetic:mosi", None, prof, [1])
     assert {s.key for s in tsne} <= {s.key for s in table1}
     tfn = [s for s in table1 if s.model == "tfn"]
-    assert [s.key for s in tfn] == [s.key for s in baselines.tfn_specs("synthetic:mosi", None, prof, [1, 2],
-                                                                      eval_protocols=umdf.EVALS)]
+    assert [s.key for s in tfn] == [s.key for protocol in umdf.TFN_PROTOCOLS for s in baselines.tfn_specs(
+        "synthetic:mosi", None, prof, [1, 2], eval_protocols=umdf.EVALS, train_protocol=protocol)]
 
 
 def test_setting_text_and_profile_table_are_computed():

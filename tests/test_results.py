@@ -17,6 +17,8 @@ import sys
 import h5py
 import numpy as np
 import pytest
+
+from msa_lib.data.identity import GENERATOR_VERSION
 import torch
 
 import msa_lib.data.identity as identity
@@ -130,7 +132,8 @@ def test_key_is_stable_for_equal_specs():
     assert spec().key == RunSpec(**spec().to_dict() | {"eval_protocols": ("complete",)}).key
     assert RunSpec.from_dict(spec(init_from="0123456789abcdef").to_dict()) == spec(init_from="0123456789abcdef")
     # a fixed spec has a fixed key across processes and versions (the synthetic data identity)
-    assert data_identity("synthetic:mosi", {}) == {"synthetic": "synthetic:mosi", "size": 1.0, "seed": 0}
+    assert data_identity("synthetic:mosi", {}) == {"synthetic": "synthetic:mosi", "size": 1.0, "seed": 0,
+                                                   "generator": GENERATOR_VERSION}
     assert spec(data_options={"size": 1, "seed": 0}).key == spec().key  # load_dataset's defaults
 
 
@@ -347,7 +350,7 @@ def test_save_run_eval_load_round_trip(tmp_path):
     assert loaded["metrics"]["frame:0.5"] == {"MAE": 1.5}
     assert loaded["best_epoch"] == 3 and loaded["history"] == [{"epoch": 0, "train/total": 0.5}]
     assert loaded["arr"] == [0, 1, 2] and loaded["valid"] == {"MAE": 0.5}
-    assert loaded["data"] == {"synthetic": "mosi", "size": 1.0, "seed": 0}
+    assert loaded["data"] == {"synthetic": "mosi", "size": 1.0, "seed": 0, "generator": GENERATOR_VERSION}
     assert json.dumps(store.records(), default=str) == json.dumps([loaded], default=str)  # NaN != NaN
     assert store.records("tfn")[0]["key"] == s.key and store.records("umdf") == []
 
@@ -832,3 +835,11 @@ def test_summary_table_of_a_real_store(tmp_path):
     maes = [store.load(s)["metrics"]["frame:0.5"]["MAE"] for s in specs[2:]]
     assert row["mean"] == pytest.approx(np.mean(maes)) and row["std"] == pytest.approx(np.std(maes, ddof=1))
     assert row["model"] == "tfn" and row["dataset"] == "mosi" and row["train_protocol"] == "complete"
+
+
+def test_a_new_synthetic_generator_never_reuses_stored_runs(monkeypatch):
+    from msa_lib.data import identity
+
+    before = RunSpec(model="tfn", dataset="synthetic:mosi", data_options={"size": 0.1, "seed": 0}).key
+    monkeypatch.setattr(identity, "GENERATOR_VERSION", identity.GENERATOR_VERSION + "-changed")
+    assert RunSpec(model="tfn", dataset="synthetic:mosi", data_options={"size": 0.1, "seed": 0}).key != before
