@@ -2,10 +2,11 @@
 
 Shapes and split sizes are the real datasets' (written out by hand below). The "fair test bed"
 properties are checked with a linear probe: scikit-learn RidgeCV on per-modality masked-mean
-pooled features of preset mosi, size 0.3, seed 0 (385/69/206 samples). Measured on that data:
-complete Acc-2 0.830 / MAE 0.604, text-only 0.835 / 0.645, audio-only 0.617 / 1.027,
-vision-only 0.714 / 0.908; frame:0.7 (keep-pooled) MAE 0.713, Corr 0.822 -> 0.749; R^2 of
-audio+vision -> top-5 text PCs 0.75. Thresholds below leave a wide margin around these.
+pooled features of preset mosi, size 0.3, seed 0 (385/69/206 samples). Measured on that data
+(generator version 3): complete Acc-2 0.869 / MAE 0.476, text-only 0.874 / 0.516, audio-only
+0.684 / 0.878, vision-only 0.767 / 0.742; frame:0.7 (keep-pooled) MAE 0.763, Corr 0.893 -> 0.769;
+R^2 of audio+vision -> top-5 text PCs 0.61. Thresholds below leave a wide margin around these.
+The orderings every preset promises are tested in tests/test_probe.py.
 """
 from __future__ import annotations
 
@@ -285,3 +286,41 @@ def test_probe_transfers_across_sizes(probes, mosi_01):
     x = np.concatenate([stack(pool(small[s]), MODALITIES) for s in ("valid", "test")])
     y = np.concatenate([small[s].labels for s in ("valid", "test")])
     assert np.corrcoef(model.predict(x), y)[0, 1] > 0.7
+
+
+# --------------------------------------------------------------------------------------------
+# Version 3: the noise of a sample's mean frame does not depend on its length
+# --------------------------------------------------------------------------------------------
+
+def test_loadings_have_fixed_geometry():
+    """Orthogonal rows of squared norm k / q: only the orientation is random."""
+    rng = np.random.default_rng(0)
+    for q in (1, 4):
+        w = synthetic._loadings(rng, q, synthetic.LATENT)
+        assert w.shape == (q, synthetic.LATENT)
+        assert np.allclose(w @ w.T, synthetic.LATENT / q * np.eye(q))
+
+
+def test_mean_frame_noise_does_not_depend_on_length():
+    """Per-frame noise has std proportional to sqrt(T_i), so the spread of a sample's frames around
+    its mean, divided by T_i, is the same for short and long samples (SIMS audio: 100-400 frames)."""
+    split = make_synthetic("sims", size=0.1, seed=0)["train"]
+    x, lengths = split.audio, split.lengths["audio"]
+    spread = np.array([x[i, :n].var(axis=0).mean() / n for i, n in enumerate(lengths)])
+    short, long_ = lengths <= np.quantile(lengths, 0.25), lengths >= np.quantile(lengths, 0.75)
+    assert spread[long_].mean() / spread[short].mean() == pytest.approx(1.0, abs=0.1)
+    # ...whereas the frames of a long sample are individually much noisier
+    per_frame = spread * lengths
+    assert per_frame[long_].mean() > 2 * per_frame[short].mean()
+
+
+def test_max_len_cap_keeps_the_information():
+    """The book profile's 20-frame cap: a probe on capped data is about as good as on full-length data."""
+    def corr(ds):
+        tr, te = pool(ds["train"]), pool(ds["test"])
+        model = RidgeCV(alphas=ALPHAS).fit(stack(tr, MODALITIES), ds["train"].labels)
+        return float(np.corrcoef(model.predict(stack(te, MODALITIES)), ds["test"].labels)[0, 1])
+
+    full = corr(make_synthetic("mosi", size=0.25, seed=0, eval_samples=400))
+    capped = corr(make_synthetic("mosi", size=0.25, seed=0, max_len=20, eval_samples=400))
+    assert capped == pytest.approx(full, abs=0.03)

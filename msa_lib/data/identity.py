@@ -30,7 +30,7 @@ _LOCATION_OPTIONS = ("data_path", "size", "seed")
 #: Version of the synthetic generator's draw (:mod:`msa_lib.data.synthetic` reads it). Bump it
 #: whenever the generative process or its constants change: it is part of a synthetic dataset's
 #: identity, so runs stored on an older draw are never reused as if current.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 _CHUNK = 1 << 20
 _RACY_NS = 2_000_000_000

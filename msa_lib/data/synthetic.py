@@ -1,19 +1,33 @@
 """Embedded synthetic default: a fair, deterministic test bed for missing-modality methods.
 
-Generative process (documented in ``book/data.md``), per sample i:
+Generative process (documented in ``book/data.md``; version ``GENERATOR_VERSION`` 3), per sample i:
 
 1. A latent target z_i: one sentiment score (MOSI/MOSEI/SIMS) or four emotion scores (IEMOCAP),
    z_i ~ N(0, I). The label is a fixed function of z_i (scaled, clipped and quantised like the
-   real annotations).
-2. A *shared* factor c_i = W_c z_i + n_i (n_i ~ N(0, s_c^2 I)), the same for every modality, so a
-   missing modality can be partly recovered from the others.
-3. A *private* factor per modality p_im = W_pm (z_i + e_im) + n_im: modality-specific evidence
-   with its own noise e_im, so every extra modality adds independent information.
-4. Frames: a random subset of each sample's valid frames is *salient*; salient frames carry
-   A_m [a_m c_i ; a_m p_im]; every frame carries per-frame nuisance B_m u_it plus Gaussian noise.
-   Dropping frames therefore removes information, and dropping a whole modality more so.
-   Text has the least evidence noise (and, with 768 dimensions, the most redundant view of the
-   factors), so it carries the most signal; audio and vision carry less.
+   real annotations; IEMOCAP emotions are z_ic > tau_c).
+2. A *shared* factor c_i = W_c z_i + n_i (n_i ~ N(0, SHARED_NOISE^2 I)), the same for every
+   modality, so a missing modality can be partly recovered from the others.
+3. A *private* factor per modality p_im = W_pm (z_i + e_im) + n'_im: modality-specific evidence
+   with its own sample-level error e_im ~ N(0, EVIDENCE_NOISE[m]^2), so every extra modality adds
+   independent information. The loadings W have orthogonal rows of fixed norm (only their
+   orientation is random), so every preset gets the same information geometry.
+4. Frames: every valid frame t < T_i reads the content s_im = [c_i; p_im] with its own noise,
+   x_imt = A_m' s_im + sqrt(T_i) (A_m' r_imt + B_m' u_imt + eps_imt): reading noise r (std
+   READING_NOISE[m]) in the content's own directions, nuisance u in a fixed subspace and isotropic
+   feature noise eps. The sqrt(T_i) makes the noise of a sample's *mean* frame independent of its
+   length: a sample tells as much with 39 frames as with 400 (SIMS text vs audio) or when the book
+   profile caps it at 20. Dropping frames averages fewer readings, so it costs information at
+   every rate; dropping a whole modality costs its private evidence.
+
+Text has the smallest evidence and reading noise, so it is the most informative single modality;
+audio and vision carry less (IEMOCAP: audio more than vision). :mod:`msa_lib.probe` computes, with a
+ridge probe, every ordering this promises (text first, complete set ≥ every subset, non-increasing
+in the frame-drop rate) for every preset; the synthetic-data page shows the table.
+
+Version 3 replaced version 2's randomly drawn salient frames: the share of salient frames in a
+sample's mean varied with its length (few frames: a noisy share), which made long sequences more
+informative than short ones (SIMS audio beat text), made some subsets beat the complete set, and
+made the loss from dropping frames flat and noisy at low rates.
 
 Noise levels are set so that complete-modality Acc-2 sits well below 100 % (tests check this
 with a ridge probe). Everything is drawn from ``numpy.random.default_rng`` seeded streams: the
@@ -58,30 +72,40 @@ PRESETS: dict[str, Preset] = {
                       True, (2717, 798, 938), n_targets=4),
 }
 
-# Modality-specific generative constants: signal weight on salient frames and the std of the
-# modality's private evidence noise. The evidence noise is what ranks the modalities: text
-# carries the most sentiment information, vision and audio less (the synthetic-data page
-# measures it with a ridge probe per preset).
-SIGNAL = {"text": 0.8, "audio": 1.0, "vision": 0.8}
-EVIDENCE_NOISE = {"text": 0.6, "audio": 1.2, "vision": 1.4}
+# Modality-specific generative constants. Every valid frame reads the sample's content with its own
+# latent noise; READING_NOISE[m] is the std of that noise averaged over all of a sample's frames
+# (each frame's std is READING_NOISE[m] * sqrt(length)), so a sample tells as much however long its
+# sequence is (SIMS audio's 400 frames no more than text's 39; the book profile's 20-frame cap
+# no less than the full length), and dropping frames removes information at every rate.
+# EVIDENCE_NOISE[m] is the modality's sample-level error (what even a noiseless reading would not
+# tell). Both are smallest for text: text carries the most sentiment information.
+READING_NOISE = {"text": 1.5, "audio": 2.2, "vision": 2.6}
+EVIDENCE_NOISE = {"text": 0.3, "audio": 0.4, "vision": 0.45}
 LATENT = 8  # dimension of the shared and of each private factor
-SALIENT_FRACTION = 0.3
-# Longer sequences average away more noise; scale the signal so that per-sample evidence does
-# not grow with T beyond this reference length (keeps text the most informative on SIMS).
-REFERENCE_LEN = 50
-FRAME_NOISE = 1.0
 SHARED_NOISE = 4.0
-PRIVATE_NOISE = 1.0
+PRIVATE_NOISE = 0.3
+# Per-frame nuisance (a fixed 8-dim subspace per modality) and isotropic feature noise, as the std
+# of their mean over a sample's frames (like READING_NOISE).
+NUISANCE_NOISE = 0.3
+FRAME_NOISE = 0.3
 # Emotion thresholds so that IEMOCAP-like positives are the minority class (about 20-35 %).
 EMOTION_THRESHOLDS = np.array([0.5, 0.7, 0.6, 0.4])
+_CHUNK = 512  # samples drawn at once (bounds the float32 scratch memory of the full MOSEI preset)
+
+
+def _loadings(rng: np.random.Generator, q: int, k: int) -> np.ndarray:
+    """(q, k) loadings of the q targets on a k-dim factor: orthogonal rows of squared norm k / q, in
+    a random orientation (every preset gets the same information geometry, not a lucky draw)."""
+    basis, _ = np.linalg.qr(rng.normal(size=(k, q)))
+    return np.sqrt(k / q) * basis.T
 
 
 def _world(preset: Preset, rng: np.random.Generator) -> dict:
     """Fixed projections shared by all splits."""
     k, q = LATENT, preset.n_targets
     world = {
-        "W_c": rng.normal(size=(q, k)) / np.sqrt(q),
-        "W_p": {m: rng.normal(size=(q, k)) / np.sqrt(q) for m in MODALITIES},
+        "W_c": _loadings(rng, q, k),
+        "W_p": {m: _loadings(rng, q, k) for m in MODALITIES},
         "A": {},
         "B": {},
     }
@@ -108,21 +132,29 @@ def _labels(z: np.ndarray, preset: Preset) -> np.ndarray:
 
 
 def _modality_frames(
-    rng: np.random.Generator, preset: Preset, world: dict, m: str, shared: np.ndarray, private: np.ndarray,
-    lengths: np.ndarray,
+    rng: np.random.Generator, preset: Preset, world: dict, m: str, content: np.ndarray, lengths: np.ndarray,
 ) -> np.ndarray:
+    """(n, t, d) float32 frames x_it = A_m' s_i + sqrt(T_i) (A_m' r_it + B_m' u_it + e_it), zero beyond
+    the sample's length T_i: content s_i, reading noise r_it (std READING_NOISE[m]), nuisance u_it
+    (std NUISANCE_NOISE), feature noise e_it (std FRAME_NOISE). The sqrt(T_i) makes the noise of the
+    mean over the sample's frames independent of its length."""
     n, t, d = len(lengths), preset.seq_lens[m], preset.dims[m]
-    valid = np.arange(t)[None, :] < lengths[:, None]
-    salient = (rng.random((n, t)) < SALIENT_FRACTION) & valid
-    # at least one salient frame per sample: the first valid frame if none was drawn
-    salient[~salient.any(axis=1), 0] = True
-    weight = SIGNAL[m] * np.sqrt(REFERENCE_LEN / max(t, REFERENCE_LEN))
-    content = weight * np.concatenate([shared, private], axis=1) @ world["A"][m]  # (n, d)
-    nuisance = rng.normal(size=(n, t, LATENT)).astype(np.float32) @ world["B"][m]
-    x = nuisance + FRAME_NOISE * rng.normal(size=(n, t, d))
-    x += salient[:, :, None] * content[:, None, :]
-    x *= valid[:, :, None]
-    return x.astype(np.float32)
+    project = np.concatenate([world["A"][m], world["B"][m]]).astype(np.float32)  # (3k, d)
+    signal = (content @ world["A"][m]).astype(np.float32)  # (n, d)
+    scale = np.sqrt(lengths).astype(np.float32)
+    out = np.empty((n, t, d), dtype=np.float32)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        latent = rng.standard_normal((hi - lo, t, 3 * LATENT), dtype=np.float32)
+        latent[..., : 2 * LATENT] *= READING_NOISE[m]
+        latent[..., 2 * LATENT:] *= NUISANCE_NOISE
+        x = latent @ project
+        x += FRAME_NOISE * rng.standard_normal((hi - lo, t, d), dtype=np.float32)
+        x *= scale[lo:hi, None, None]
+        x += signal[lo:hi, None, :]
+        x *= (np.arange(t)[None, :] < lengths[lo:hi, None])[:, :, None]
+        out[lo:hi] = x
+    return out
 
 
 def _split(rng: np.random.Generator, preset: Preset, world: dict, n: int, name: str) -> MSASplit:
@@ -132,7 +164,8 @@ def _split(rng: np.random.Generator, preset: Preset, world: dict, n: int, name: 
     evidence = {m: z + EVIDENCE_NOISE[m] * rng.normal(size=(n, q)) for m in MODALITIES}
     private = {m: evidence[m] @ world["W_p"][m] + PRIVATE_NOISE * rng.normal(size=(n, LATENT)) for m in MODALITIES}
     lengths = _lengths(rng, n, preset)
-    feats = {m: _modality_frames(rng, preset, world, m, shared, private[m], lengths[m]) for m in MODALITIES}
+    feats = {m: _modality_frames(rng, preset, world, m, np.concatenate([shared, private[m]], axis=1), lengths[m])
+             for m in MODALITIES}
     labels = unimodal = class_labels = None
     if preset.kind == "iemocap":
         class_labels = (z > EMOTION_THRESHOLDS[None, :q]).astype(np.int64)
@@ -199,6 +232,5 @@ def preset_table():
         rows.append({"preset": f"synthetic:{name}", "text / audio / vision dims": " / ".join(
             str(p.dims[m]) for m in MODALITIES), "sequence lengths": " / ".join(map(str, [p.seq_lens[m] for m in MODALITIES]))
             if len(lens) > 1 else f"{lens[0]} (aligned)", "labels": labels,
-            "full train / valid / test": " / ".join(map(str, p.split_sizes)),
-            "salient frames": f"{SALIENT_FRACTION:.0%}"})
+            "full train / valid / test": " / ".join(map(str, p.split_sizes))})
     return pd.DataFrame(rows).set_index("preset")
