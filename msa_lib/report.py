@@ -41,7 +41,7 @@ def synthetic_banner(sources: list[str]) -> str:
     return (":::{important}\n**Synthetic data.** The numbers on this page come from the embedded synthetic "
             f"generator ({', '.join(f'`{s}`' for s in sources)}; see the data chapter), not from the real datasets: "
             "they show relative behaviour (missing rates, subsets, ablations) and are not comparable with the "
-            "paper's numbers, which sit beside ours in shaded *paper* columns.\n:::")
+            "papers' numbers; where those appear, they sit in shaded *paper* columns.\n:::")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -397,7 +397,7 @@ def styled(df: pd.DataFrame, *, caption: str | None = None, best: Best | None = 
            reference_rows: Sequence[Any] = (), rule_before: Sequence[Any] = (), reported: str = "reported",
            reported_label: str = "paper", metrics: Mapping[Any, str] | None = None,
            directions: Mapping[str, str] | None = None, fractions: bool = False, arrows: bool = True,
-           units: bool = True, transpose: bool = False, uuid: str | None = None) -> Styler:
+           units: bool = True, transpose: bool = False, uuid: str | None = None, prose: bool = False) -> Styler:
     """A results table styled for the book (see the module docstring for the conventions).
 
     Args:
@@ -425,6 +425,8 @@ def styled(df: pd.DataFrame, *, caption: str | None = None, best: Best | None = 
         transpose: swap rows and columns after the layout (for tables with many columns and few
             rows); bold, shading and italics follow.
         uuid: the table id; default: a hash of the content, so the HTML is byte-identical across runs.
+        prose: cells are sentences (claims, verdicts, status): they wrap and align left, so the
+            table fits the column.
 
     Returns:
         A ``Styler`` whose data are the printed strings (``styler.data``).
@@ -438,7 +440,10 @@ def styled(df: pd.DataFrame, *, caption: str | None = None, best: Best | None = 
                                     fractions, arrows, units))
     if transpose:
         layout = layout.transposed()
-    return _styler(layout, caption, uuid)
+    st = _styler(layout, caption, uuid)
+    if prose:
+        st.set_table_styles([{"selector": "td, th", "props": "white-space: normal; text-align: left;"}], overwrite=False)
+    return st
 
 
 def styled_parts(df: pd.DataFrame, max_columns: int = 6, *, caption: str | None = None, best: Best | None = "auto",
