@@ -74,7 +74,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_samples=48, eval_samples=None, max_len=20, epochs=2, light_epochs=2, patience=2, seeds="1,2", cpu_budget=True,
                      purpose="seconds per notebook; what the stored notebooks and nbval replay"),
-    "book": Profile("book", train_samples=320, eval_samples=300, max_len=20, epochs=8, light_epochs=None, patience=3, seeds="1,2,3", cpu_budget=True,
+    "book": Profile("book", train_samples=256, eval_samples=250, max_len=20, epochs=8, light_epochs=None, patience=3, seeds="1,2,3", cpu_budget=True,
                     purpose="what `make book` renders on 2 CPU cores"),
     "paper": Profile("paper", train_samples=None, eval_samples=None, max_len=None, epochs=None, light_epochs=None, patience=10, seeds="1,2,3,4,5", cpu_budget=False,
                      purpose="full split sizes, the papers' settings and epochs (a GPU, or hours on CPU)"),
