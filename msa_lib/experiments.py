@@ -233,16 +233,20 @@ class ChapterRun:
                  f"* **data** (train/valid/test) {data}",
                  f"* **wall time** {self.seconds:.0f} s for this page (finished runs are read from the results store)"]
         box = ":::{admonition} Run configuration\n:class: note\n" + "\n".join(x for x in lines if x) + "\n:::"
-        if notebook:  # folded: the result stays above the fold
-            box += ("\n\n:::{admonition} Re-run this page on your data\n:class: dropdown\n"
-                    "One file per dataset; `settings` names the paper's settings row; finished runs are reused "
-                    f"from `results_dir`.\n\n```bash\npapermill notebooks/{notebook}.ipynb out.ipynb -p dataset my_data "
-                    f"-p data_path /path/to/aligned_50.pkl -p settings mosi -p profile paper -p results_dir runs/\n```\n:::")
+        details = []  # folded, so the first result stays above the fold
+        if notebook:
+            details.append("Re-run this page on your data (one file per dataset; `settings` names the paper's "
+                           "settings row; finished runs are reused from `results_dir`):\n\n```bash\n"
+                           f"papermill notebooks/{notebook}.ipynb out.ipynb -p dataset my_data "
+                           "-p data_path /path/to/aligned_50.pkl -p settings mosi -p profile paper -p results_dir runs/\n```")
         records = [r for d in self.datasets for r in d.records]
-        if records:  # did every run train? folded, one row per run
+        if records:  # did every run train? one row per run
             health = health_table(records).drop(columns="key")
-            box += ("\n\n:::{admonition} Run health: best epoch, epoch cap, validation vs the input-blind predictor\n"
-                    ":class: dropdown\n" + health.to_html(index=False, border=0, na_rep="–") + "\n:::")
+            details.append("**Run health**: best epoch, epochs run of the cap, validation score against the "
+                           "input-blind predictor.\n\n" + health.to_html(index=False, border=0, na_rep="–"))
+        if details:
+            box += ("\n\n:::{admonition} Re-run command and run health\n:class: dropdown\n"
+                    + "\n\n".join(details) + "\n:::")
         synthetic = [d.data.source for d in self.datasets if d.data.is_synthetic]
         return "\n\n".join([x for x in (synthetic_banner(synthetic), box) if x]
                              + [d.warning for d in self.datasets if d.warning])

@@ -38,10 +38,8 @@ def synthetic_banner(sources: list[str]) -> str:
     """The one synthetic-data banner of a page ("" when no dataset of the page is synthetic)."""
     if not sources:
         return ""
-    return (":::{important}\n**Synthetic data.** The numbers on this page come from the embedded synthetic "
-            f"generator ({', '.join(f'`{s}`' for s in sources)}; see the data chapter), not from the real datasets: "
-            "they show relative behaviour (missing rates, subsets, ablations) and are not comparable with the "
-            "papers' numbers; where those appear, they sit in shaded *paper* columns.\n:::")
+    return (":::{important}\n**Synthetic data** ({', '.join(f'`{s}`' for s in sources)}; see the data chapter): "
+            "relative behaviour only, not comparable with the papers' numbers (shaded *paper* columns).\n:::")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,19 +232,19 @@ def verdict_table(tidy_df: pd.DataFrame, method: str, baselines: list[str], metr
 
 
 def verdict_display(table: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """A :func:`verdict_table` as printed: values in the metric's units and decimals."""
+    """A :func:`verdict_table` as printed: one row per (other model, metric), values in the metric's
+    units and decimals; the method's name heads its column."""
     level = f"{confidence:.0%} CI"
     rows = []
     for r in table.to_dict("records"):
         m = r["metric"]
         fmt = lambda v: "–" if pd.isna(v) else format_value(m, v)  # noqa: E731
-        rows.append({"comparison": f"{r['method']} vs {r['baseline']}", "metric": m,
-                     "method": fmt(r.get("method mean")), "baseline": fmt(r.get("baseline mean")),
-                     "difference": fmt(r.get("difference")),
+        rows.append({"vs": r["baseline"], "metric": m, r["method"]: fmt(r.get("method mean")),
+                     "other": fmt(r.get("baseline mean")), "difference": fmt(r.get("difference")),
                      level: "–" if pd.isna(r.get("low", np.nan)) else f"[{fmt(r['low'])}, {fmt(r['high'])}]",
-                     "p (paired t)": "–" if pd.isna(r.get("p", np.nan)) else f"{r['p']:.3f}",
+                     "p": "–" if pd.isna(r.get("p", np.nan)) else f"{r['p']:.3f}",
                      "seeds": int(r["seeds"]), "verdict": r["verdict"]})
-    return pd.DataFrame(rows).set_index("comparison").rename_axis(None)
+    return pd.DataFrame(rows).set_index(["vs", "metric"]).rename_axis([None, None])
 
 
 def verdict_sentence(table: pd.DataFrame) -> str:

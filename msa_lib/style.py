@@ -442,7 +442,8 @@ def styled(df: pd.DataFrame, *, caption: str | None = None, best: Best | None = 
         layout = layout.transposed()
     st = _styler(layout, caption, uuid)
     if prose:
-        st.set_table_styles([{"selector": "td, th", "props": "white-space: normal; text-align: left;"}], overwrite=False)
+        st.set_table_styles([{"selector": "", "props": "width: 100%;"},
+                             {"selector": "td, th", "props": "white-space: normal; text-align: left;"}], overwrite=False)
     return st
 
 

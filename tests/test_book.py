@@ -40,8 +40,10 @@ def test_notebook_has_parameters_and_is_stored_executed_under_smoke(path):
              if line and not line.startswith("#")}
     assert REQUIRED_PARAMETERS <= names, f"missing parameters {REQUIRED_PARAMETERS - names}"
     assert any(data <= names for data in DATA_PARAMETERS), f"no data parameters in {sorted(names)}"
-    # results first: every code cell's input is hidden (the reader expands it), the parameters cell too
-    assert all("hide-input" in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code")
+    # results first: every code cell's input is hidden (the reader expands it) or, for the parameters
+    # cell (the run-configuration box says what ran), removed
+    assert all({"hide-input", "remove-input"} & set(c.metadata.get("tags", [])) for c in nb.cells if c.cell_type == "code")
+    assert "remove-input" in params[0].metadata["tags"]
     assert 'profile: str = "smoke"' in params[0].source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), "commit notebooks executed (papermill) so nbval compares"

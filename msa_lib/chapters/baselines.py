@@ -25,7 +25,7 @@ PER_RATE_SEEDS = 2
 SETTINGS: dict[str, dict] = {row: TFN_SETTING for row in ("mosi", "mosei", "sims", "iemocap")}
 #: What a TFN run is trained on, by label: complete data (the papers' contrast) or the same
 #: missingness distribution as the method it is compared with (the fair control).
-TRAINED_ON: dict[str, str] = {"complete": "TFN (complete-trained)", "mixed": "TFN (mixed-trained)"}
+TRAINED_ON: dict[str, str] = {"complete": "TFN (complete)", "mixed": "TFN (mixed)"}
 
 #: Everything the pipeline page evaluates a complete-trained TFN under.
 EVALS: tuple[str, ...] = ("complete",) + frame_protocols() + subset_protocols()

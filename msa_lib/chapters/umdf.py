@@ -127,8 +127,8 @@ def setting_text(profile: Profile) -> str:
     if not profile.cpu_budget:
         return f"the paper's setting ({paper}; {lam})"
     return (f"the CPU budget of the {profile.name} profile ({CPU_BUDGET['n_layers']} MCIM layers, "
-            f"{CPU_BUDGET['n_heads']} heads, batch ≤ {CPU_BUDGET['max_batch']}, {profile.epochs} epochs, {lam}; "
-            f"paper: {paper})")
+            f"{CPU_BUDGET['n_heads']} heads, batch ≤ {CPU_BUDGET['max_batch']}, ≤ {profile.epochs} epochs; {lam}; "
+            f"the paper's setting is on the chapter page)")
 
 
 def run(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seeds: str = "",
