@@ -79,8 +79,8 @@ def beside(ours: pd.DataFrame, rows: pd.DataFrame, label: str = "{model} reporte
 
 def cells(summary: pd.DataFrame) -> pd.Series:
     """"mean ± std" strings of a :func:`msa_lib.results.summarize` frame, per the metric spec."""
-    return pd.Series([format_mean_std(k, m, s) for k, m, s in zip(summary["metric"], summary["mean"], summary["std"])],
-                     index=summary.index)
+    return pd.Series(["–" if pd.isna(m) else format_mean_std(k, m, s)  # undefined (Corr of a constant)
+                      for k, m, s in zip(summary["metric"], summary["mean"], summary["std"])], index=summary.index)
 
 
 def per_condition(tidy_df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -101,7 +101,7 @@ def condition_table(tidy_df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         for variant in tidy_df["variant"].unique():  # the order the runs were given in
             sub = wide.xs(variant, level="variant")
             mean, std = sub.mean(axis=0), sub.std(axis=0).fillna(0.0)
-            columns[f"{variant} {metric}"] = [format_mean_std(metric, m, s) for m, s in zip(mean, std)]
+            columns[f"{variant} {metric}"] = ["–" if pd.isna(m) else format_mean_std(metric, m, s) for m, s in zip(mean, std)]
     return pd.DataFrame(columns, index=list(CONDITIONS)).rename_axis("condition")
 
 
