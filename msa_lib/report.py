@@ -38,7 +38,7 @@ def synthetic_banner(sources: list[str]) -> str:
     """The one synthetic-data banner of a page ("" when no dataset of the page is synthetic)."""
     if not sources:
         return ""
-    return (":::{important}\n**Synthetic data** ({', '.join(f'`{s}`' for s in sources)}; see the data chapter): "
+    return (f":::{{important}}\n**Synthetic data** ({', '.join(f'`{s}`' for s in sources)}; see the data chapter): "
             "relative behaviour only, not comparable with the papers' numbers (shaded *paper* columns).\n:::")
 
 

@@ -101,7 +101,7 @@ def test_book_builds_without_warnings(html):
         assert page.count("<img") >= n_figures, f"{nb.name}: figures missing from the rendered page"
         assert "<table" in page, f"{nb.name}: results table missing from the rendered page"
         # one banner per page, computed from the data (not the parameters cell, which names a preset anyway)
-        assert page.count("<strong>Synthetic data.</strong>") == 1, f"{nb.name}: one synthetic-data banner"
+        assert page.count("<strong>Synthetic data</strong>") == 1, f"{nb.name}: one synthetic-data banner"
         warned = any(":::{warning}" in o.get("data", {}).get("text/markdown", "")
                      for c in stored.cells for o in c.get("outputs", []))
         assert ("admonition warning" in page) == warned, f"{nb.name}: a degenerate-run warning renders as a box"

@@ -30,9 +30,10 @@ def test_umdf_paper_profile_builds_the_paper_network_and_cpu_profiles_the_budget
 
 
 def test_iemocap_gets_its_own_lambda_and_tfn_the_cheap_budget():
-    iemocap = umdf.model_setup("umdf", "iemocap", get_profile("book"))[1]["loss_weights"]
-    mosi = umdf.model_setup("umdf", "mosi", get_profile("book"))[1]["loss_weights"]
-    assert iemocap["fea"] < mosi["fea"]  # lambda_1 = 1 collapsed IEMOCAP to the majority class
+    for row in ("mosi", "iemocap"):  # each page re-runs its row's default against lambda_1 = 1
+        weights = umdf.model_setup("umdf", row, get_profile("book"))[1]["loss_weights"]
+        default, other = umdf.PAGE_LAMBDA_GRID[row]
+        assert default == (weights["fea"], weights["logits"]) and other[0] == 1.0 != default[0]
     book, smoke = (baselines.model_setup("tfn", "mosi", get_profile(p))[1] for p in ("book", "smoke"))
     assert book["epochs"] == baselines.TFN_SETTING["epochs"] > PROFILES["book"].epochs  # TFN trains to convergence
     assert smoke["epochs"] == PROFILES["smoke"].light_epochs and book["lr"] == baselines.TFN_SETTING["lr"]

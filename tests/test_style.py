@@ -372,5 +372,5 @@ def test_shared_legend_below_and_chance_line_out_of_it():
 
 def test_prose_tables_wrap_and_results_tables_do_not():
     df = pd.DataFrame({"verdict": ["no detectable difference"]}, index=["UMDF vs TFN"])
-    assert "white-space: normal" in styled(df, best=None, prose=True).to_html()
-    assert "white-space: normal" not in styled(df, best=None).to_html()
+    assert "width: 100%" in styled(df, best=None, prose=True).to_html()
+    assert "width: 100%" not in styled(df, best=None).to_html()

@@ -279,3 +279,16 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
     table.attrs["confidence"] = CONFIDENCE
     table.attrs["synthetic"] = [r.data.source for r in source.values() if r.data.is_synthetic]
     return table
+
+
+def sweep_text(sweep: pd.DataFrame, item: DatasetRuns, seed: int) -> str:
+    """The λ sweep's caption: which pair the pages ran with for this dataset's settings row, and
+    whether the validation split of this data agrees."""
+    row = settings_row(NAME, SETTINGS, item.name, item.settings)
+    default = (LOSS_WEIGHTS[row]["fea"], LOSS_WEIGHTS[row]["logits"])
+    best = (float(sweep["lambda_1"].iloc[0]), float(sweep["lambda_2"].iloc[0]))
+    agree = " — the default." if best == default else " — not the default; choose it for your data."
+    return (f"**λ sweep** (validation only, seed {seed}; *trained* says whether the run beat the input-blind "
+            f"predictor). The pages ran with the library's default for {row.upper()}, λ₁ = {default[0]:g}, "
+            f"λ₂ = {default[1]:g}; on this data the best pair on validation is λ₁ = {best[0]:g}, λ₂ = {best[1]:g}"
+            f"{agree} {item.caption}")
