@@ -79,7 +79,8 @@ def generate_tables(site: Path) -> None:
 
     out = site / "book" / "_generated"
     out.mkdir(parents=True, exist_ok=True)
-    for name, table in (("profiles", profile_table()), ("presets", preset_table()),
+    # profiles as columns: three narrow columns fit the text column, eight wide ones did not
+    for name, table in (("profiles", profile_table().T.rename_axis("profile")), ("presets", preset_table()),
                         ("umdf_settings", umdf.settings_table()), ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
 
