@@ -443,7 +443,8 @@ def styled(df: pd.DataFrame, *, caption: str | None = None, best: Best | None = 
     st = _styler(layout, caption, uuid)
     if prose:
         st.set_table_styles([{"selector": "", "props": "width: 100%; box-sizing: border-box;"},
-                             {"selector": "td, th", "props": "white-space: normal; text-align: left;"}], overwrite=False)
+                             {"selector": "td, th, th.row_heading", "props": "white-space: normal; text-align: left;"}],
+                            overwrite=False)
     return st
 
 

@@ -263,16 +263,16 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
             ours = v["verdict"]
         if v["verdict"] in ("better", "worse"):
             agrees = (v["verdict"] == "better") == (paper is None or paper > 0)
-            verdict = "reproduced" if agrees else "not reproduced (the opposite)"
+            verdict = "reproduced" if agrees else "not reproduced: the opposite"
         elif v["verdict"] == "no detectable difference":
-            verdict = "not reproduced (no detectable difference)"
+            verdict = "not reproduced: no detectable difference"
         else:
             verdict = f"no verdict ({v['verdict']})"
         real = item.path is not None
         row = {"claim": c["claim"], "where": c["where"],
                "paper (real data)": "not in the paper" if paper is None else f"{sign * paper:+.2f}",
                "ours (synthetic)": "not run", "ours (real data)": "not run",
-               "verdict": verdict + ("" if real else "; not run on real data")}
+               "verdict": verdict + (" (real data)" if real else " (synthetic only; not run on real data)")}
         row["ours (real data)" if real else "ours (synthetic)"] = ours
         rows.append(row)
     table = pd.DataFrame(rows)
