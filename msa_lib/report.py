@@ -247,20 +247,6 @@ def verdict_display(table: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.D
     return pd.DataFrame(rows).set_index(["vs", "metric"]).rename_axis([None, None])
 
 
-def verdict_sentence(table: pd.DataFrame) -> str:
-    """The verdicts of a :func:`verdict_table` in one Markdown sentence per comparison."""
-    parts = []
-    for r in table.to_dict("records"):
-        m = r["metric"]
-        if r["verdict"] in ("better", "worse", "no detectable difference"):
-            parts.append(f"{r['method']} vs {r['baseline']} on {m}: **{r['verdict']}** "
-                         f"(difference {format_value(m, r['difference'])}, {CONFIDENCE:.0%} CI "
-                         f"[{format_value(m, r['low'])}, {format_value(m, r['high'])}], {r['seeds']} paired seeds)")
-        else:
-            parts.append(f"{r['method']} vs {r['baseline']} on {m}: **{r['verdict']}**")
-    return "; ".join(parts) + "."
-
-
 # ---------------------------------------------------------------------------------------------
 # reference rows: what the same split gives without a model
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +352,7 @@ def ridge_probe(data: MSADataset, protocol: str = "complete", mask_seed: int = 0
 
 
 __all__ = ["AUILC_RATES", "BLIND_LABEL", "CONDITIONS", "CONFIDENCE", "MISSING_CONDITIONS", "REFERENCES", "RIDGE_LABEL",
-           "paired_comparison", "reference_results", "seed_values", "verdict_display", "verdict_sentence",
+           "paired_comparison", "reference_results", "seed_values", "verdict_display",
            "verdict_table", "auilc_table", "avg_means", "beside", "cells",
            "condition_table", "curve", "data_caption", "synthetic_banner", "degenerate_keys", "degenerate_warning", "health_table",
            "per_condition", "plot_rate_curves", "pooled_features",
