@@ -3,7 +3,8 @@
 Every function returns an unweighted scalar tensor; the trainer applies the weights from its
 config. Each function names the paper equation(s) it implements so a reader can grep for them.
 
-UMDF (AAAI 2024): :func:`mmd` (feature distillation, UMDF Eq. 1-3) and :func:`js_divergence`
+UMDF (AAAI 2024): :func:`mmd` and :func:`paired_mmd` (feature distillation, UMDF Eq. 1-3, two
+readings of Eq. 3) and :func:`js_divergence`
 (logits distillation for classification, UMDF Eq. 4-5).
 """
 from __future__ import annotations
@@ -19,6 +20,30 @@ def _pairwise_sq_dists(a: Tensor, b: Tensor) -> Tensor:
     sq_a = (a * a).sum(dim=1, keepdim=True)  # (n, 1)
     sq_b = (b * b).sum(dim=1, keepdim=True)  # (m, 1)
     return (sq_a + sq_b.transpose(0, 1) - 2.0 * (a @ b.transpose(0, 1))).clamp_min(0.0)
+
+
+def _check_samples(name: str, x: Tensor, y: Tensor, kernel_mul: float, kernel_num: int) -> None:
+    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1] or x.shape[0] == 0 or y.shape[0] == 0:
+        raise ValueError(
+            f"{name} expects two non-empty 2-D samples x (n, D) and y (m, D) with the same feature "
+            f"size D; got x {tuple(x.shape)} and y {tuple(y.shape)}"
+        )
+    if kernel_num < 1 or not kernel_mul > 0:
+        raise ValueError(f"{name} needs kernel_num >= 1 and kernel_mul > 0; got {kernel_num}, {kernel_mul}")
+
+
+def _kernel(d_xx: Tensor, d_yy: Tensor, d_xy: Tensor, kernel_mul: float, kernel_num: int):
+    """The multi-kernel Gaussian k(d2) = sum_i exp(-d2 / s_i) with the bandwidth ladder of :func:`mmd`
+    (centred on the mean squared distance between distinct points of the pooled sample)."""
+    n, m = d_xx.shape[0], d_yy.shape[0]
+    total = n + m
+    # Mean squared distance over the total*(total-1) ordered pairs of distinct pooled points
+    # (the diagonal of d_xx / d_yy is ~0 and is not counted in the denominator, as in DAN).
+    base = (d_xx.sum() + d_yy.sum() + 2.0 * d_xy.sum()).detach() / float(total * total - total)
+    base = base.clamp_min(torch.finfo(base.dtype).eps)
+    centre = kernel_num // 2
+    bandwidths = [base * (kernel_mul ** (i - centre)) for i in range(kernel_num)]
+    return lambda d2: sum(torch.exp(-d2 / bw) for bw in bandwidths)
 
 
 def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5, *, clamp: bool = True) -> Tensor:
@@ -56,29 +81,13 @@ def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5, *, c
         scalar tensor, >= 0 when ``clamp`` (else >= 0 up to round-off); exactly 0 when ``x`` and
         ``y`` hold the same values.
     """
-    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1] or x.shape[0] == 0 or y.shape[0] == 0:
-        raise ValueError(
-            "mmd expects two non-empty 2-D samples x (n, D) and y (m, D) with the same feature "
-            f"size D; got x {tuple(x.shape)} and y {tuple(y.shape)}"
-        )
-    if kernel_num < 1 or not kernel_mul > 0:
-        raise ValueError(f"mmd needs kernel_num >= 1 and kernel_mul > 0; got {kernel_num}, {kernel_mul}")
-    n, m = x.shape[0], y.shape[0]
+    _check_samples("mmd", x, y, kernel_mul, kernel_num)
     # Blockwise distances: when x and y hold the same values, d_xx, d_yy and d_xy are bitwise
     # equal, so the V-statistic below cancels to exactly 0.
     d_xx = _pairwise_sq_dists(x, x)
     d_yy = _pairwise_sq_dists(y, y)
     d_xy = _pairwise_sq_dists(x, y)
-    total = n + m
-    # Mean squared distance over the total*(total-1) ordered pairs of distinct pooled points
-    # (the diagonal of d_xx / d_yy is ~0 and is not counted in the denominator, as in DAN).
-    base = (d_xx.sum() + d_yy.sum() + 2.0 * d_xy.sum()).detach() / float(total * total - total)
-    base = base.clamp_min(torch.finfo(base.dtype).eps)
-    centre = kernel_num // 2
-    bandwidths = [base * (kernel_mul ** (i - centre)) for i in range(kernel_num)]
-
-    def kernel(d2: Tensor) -> Tensor:
-        return sum(torch.exp(-d2 / bw) for bw in bandwidths)  # type: ignore[return-value]
+    kernel = _kernel(d_xx, d_yy, d_xy, kernel_mul, kernel_num)
 
     # UMDF Eq. 1: D_H(p, q) = ||E_p[phi(S_a)] - E_q[phi(S_b)]||_H^2, with k = <phi, phi> the kernel.
     # UMDF Eq. 2: its mini-batch estimate ||mean phi(x) - mean phi(y)||^2, expanded with k (the
@@ -86,6 +95,32 @@ def mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5, *, c
     # is what the kernel means below already do.
     value = kernel(d_xx).mean() + kernel(d_yy).mean() - 2.0 * kernel(d_xy).mean()
     return value.clamp_min(0.0) if clamp else value
+
+
+def paired_mmd(x: Tensor, y: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> Tensor:
+    """The paired reading of UMDF Eq. 3, L_fea = (1/n) sum_i D(h_a,i, h_b,i): the mean over samples
+    of the squared kernel distance between the two views of the same sample,
+
+        D(x_i, y_i) = k(x_i, x_i) + k(y_i, y_i) - 2 k(x_i, y_i) = sum_j 2 (1 - exp(-||x_i - y_i||^2 / s_j)),
+
+    i.e. Eq. 1-2 with each distribution a single point. Same multi-kernel Gaussian and bandwidth
+    ladder as :func:`mmd` (so the two readings are on one scale). Unlike :func:`mmd`, it pulls
+    each sample's two views together, not only the two batch distributions.
+
+    Args:
+        x: (n, D) h_a; y: (n, D) h_b (row i of both is sample i).
+
+    Returns:
+        scalar tensor in [0, 2 kernel_num]; 0 exactly when every pair is equal.
+    """
+    _check_samples("paired_mmd", x, y, kernel_mul, kernel_num)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"paired_mmd pairs rows: x and y need the same n; got {x.shape[0]} and {y.shape[0]}")
+    kernel = _kernel(_pairwise_sq_dists(x, x), _pairwise_sq_dists(y, y), _pairwise_sq_dists(x, y),
+                     kernel_mul, kernel_num)
+    d2 = ((x - y) ** 2).sum(dim=1)  # ||h_a,i - h_b,i||^2
+    k_self = kernel(torch.zeros_like(d2))  # k(x, x) = k(y, y) = kernel_num
+    return (2.0 * k_self - 2.0 * kernel(d2)).mean()
 
 
 def js_divergence(logits_p: Tensor, logits_q: Tensor, *, clamp: bool = True) -> Tensor:

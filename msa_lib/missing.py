@@ -2,9 +2,15 @@
 
 Every protocol returns the masked inputs *and* the keep masks (True = a valid frame is present),
 so reconstruction losses can use them. Padding (frames at or beyond a sample's length) is never
-counted, masked or changed. Missing audio/vision/text frames become zero vectors; when a model
-consumes BERT token ids (``text_bert``), missing text tokens become [UNK] (id 100), and the
-[CLS]/[SEP] positions (first and last valid token) are always kept.
+counted as present or missing; a dropped frame becomes a zero vector, and a modality a protocol
+removes entirely (``modality:...``) is zeroed whole, its padding included. Token ids
+(``text_bert``) follow the text mask: a dropped token becomes [UNK] (id 100).
+
+[CLS]/[SEP] (the first and last valid text position) are protected only for models that consume
+token ids (``MSAModel.uses_token_ids``, passed here as ``protect_special_tokens``): a BERT model
+needs them to read its input at all. A model that reads text *features* gets no protection: the
+[CLS] feature vector summarises the whole sentence, and keeping it at ``frame:1.0`` would let the
+text modality survive its own removal.
 
 Protocol specs (strings, used in configs, result keys and table headers):
 
@@ -251,19 +257,21 @@ def parse_protocol(spec: str | Protocol) -> Protocol:
 
 def protocol_masks(
     protocol: Protocol, lengths: dict[str, torch.Tensor], seq_lens: dict[str, int],
-    generators: dict[str, torch.Generator], text_special_tokens: bool = False,
+    generators: dict[str, torch.Generator], protect_special_tokens: bool = False,
 ) -> Masks:
     """Keep masks (N, T_m) for every modality under ``protocol`` (one generator per modality)."""
     valid = {m: valid_mask(lengths[m], seq_lens[m]) for m in MODALITIES}
     protect: dict[str, torch.Tensor | None] = {m: None for m in MODALITIES}
-    if text_special_tokens:
+    if protect_special_tokens:
         protect["text"] = special_token_mask(lengths["text"], seq_lens["text"])
     return KINDS[protocol.kind].masks(protocol, valid, generators, protect)
 
 
 def mask_text_ids(ids: torch.Tensor, keep: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Replace dropped text tokens by [UNK]; [CLS]/[SEP] always stay, so the ids stay valid BERT
-    input even when the whole text modality is missing (``ids`` is (N, T) token ids)."""
+    input even when the whole text modality is missing (``ids`` is (N, T) token ids). For a model
+    that does not protect them the keep mask is False there, and [UNK] would be as good as any id:
+    such a model does not read the ids."""
     t = ids.shape[1]
     dropped = valid_mask(lengths, t) & ~keep & ~special_token_mask(lengths, t)
     return ids.masked_fill(dropped, UNK_ID)
@@ -280,12 +288,12 @@ def modality_generators(seed: int, *scope: object) -> dict[str, torch.Generator]
 
 def _apply(protocol: Protocol, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor],
            generators: dict[str, torch.Generator], text_ids: torch.Tensor | None,
-           text_special_tokens: bool) -> tuple[Masks, Masks, torch.Tensor | None]:
+           protect_special_tokens: bool) -> tuple[Masks, Masks, torch.Tensor | None]:
     """The one masking loop: keep masks, masked features (dropped valid frames zeroed, padding left
     as it was; an absent modality zeroed whole) and text ids with [UNK] at dropped tokens."""
     seq_lens = {m: features[m].shape[1] for m in MODALITIES}
     cpu_lengths = {m: lengths[m].cpu() for m in MODALITIES}
-    keep = protocol_masks(protocol, cpu_lengths, seq_lens, generators, text_special_tokens)
+    keep = protocol_masks(protocol, cpu_lengths, seq_lens, generators, protect_special_tokens)
     device = features["text"].device
     keep = {m: k.to(device) for m, k in keep.items()}
     out = {}
@@ -302,7 +310,7 @@ def _apply(protocol: Protocol, features: dict[str, torch.Tensor], lengths: dict[
 
 
 def mask_split(split: MSASplit, protocol: Protocol | str, seed: int = 0,
-               text_special_tokens: bool = False) -> MSASplit:
+               protect_special_tokens: bool = False) -> MSASplit:
     """A masked copy of ``split`` (keep masks set), deterministic in (protocol, seed, split name).
 
     This is the ``fixed`` variant: evaluation masks, and training masks drawn once at load time.
@@ -312,19 +320,19 @@ def mask_split(split: MSASplit, protocol: Protocol | str, seed: int = 0,
     lengths = {m: torch.from_numpy(split.lengths[m]) for m in MODALITIES}
     ids = None if split.text_bert is None else torch.from_numpy(split.text_bert)
     gens = modality_generators(seed, protocol.spec, split.name)
-    keep, feats, ids = _apply(protocol, features, lengths, gens, ids, text_special_tokens)
+    keep, feats, ids = _apply(protocol, features, lengths, gens, ids, protect_special_tokens)
     return replace(split, text=feats["text"].numpy(), audio=feats["audio"].numpy(),
                    vision=feats["vision"].numpy(), keep={m: keep[m].numpy() for m in MODALITIES},
                    text_bert=None if ids is None else ids.numpy())
 
 
 def mask_batch(batch: Batch, protocol: Protocol | str, generator: torch.Generator,
-               text_special_tokens: bool = False) -> Batch:
+               protect_special_tokens: bool = False) -> Batch:
     """A masked copy of ``batch`` (fresh draws from ``generator``); ``complete`` holds the originals."""
     protocol = parse_protocol(protocol)
     source = batch.complete if batch.complete is not None else batch.features
     keep, feats, ids = _apply(protocol, source, batch.lengths, {m: generator for m in MODALITIES},
-                              batch.text_ids, text_special_tokens)
+                              batch.text_ids, protect_special_tokens)
     return replace(batch, features=feats, keep=keep, text_ids=ids, complete=source, views=None)
 
 

@@ -342,7 +342,7 @@ def ridge_probe(data: MSADataset, protocol: str = "complete", mask_seed: int = 0
     from .metrics import compute_metrics
     from .missing import mask_split
 
-    train, test = data["train"], mask_split(data["test"], protocol, mask_seed, data.text_special_tokens)
+    train, test = data["train"], mask_split(data["test"], protocol, mask_seed)
     target = train.labels if train.labels is not None else train.class_labels
     model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(pooled_features(train), target)
     pred = model.predict(pooled_features(test))

@@ -148,20 +148,20 @@ def task_loss(prediction: torch.Tensor, batch: Batch, kind: str = "mse") -> torc
 @torch.no_grad()
 def predict(model: MSAModel, split: MSASplit, batch_size: int = 256, device: str | torch.device = "cpu"
             ) -> dict[str, np.ndarray]:
-    """Predictions (and joint representations when the model returns them) for a whole split."""
+    """Predictions for a whole split, plus the model's joint ``representation`` and its named
+    ``representations`` (as ``representation_<name>``) when it returns them."""
     model.eval()
     tensors = SplitTensors(split)
-    preds, reps = [], []
+    parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, tensors.n, batch_size):
         idx = torch.arange(start, min(start + batch_size, tensors.n))
         out = model(tensors.batch(idx).to(device))
-        preds.append(out.prediction.detach().cpu().numpy())
-        if out.representation is not None:
-            reps.append(out.representation.detach().cpu().numpy())
-    result = {"prediction": np.concatenate(preds)}
-    if reps:
-        result["representation"] = np.concatenate(reps)
-    return result
+        named = {"prediction": out.prediction, "representation": out.representation,
+                 **{f"representation_{k}": v for k, v in out.representations.items()}}
+        for key, value in named.items():
+            if value is not None:
+                parts.setdefault(key, []).append(value.detach().cpu().numpy())
+    return {key: np.concatenate(chunks) for key, chunks in parts.items()}
 
 
 def split_target(split: MSASplit) -> np.ndarray:
@@ -175,7 +175,7 @@ def evaluate(model: MSAModel, dataset: MSADataset, protocol: Protocol | str = "c
 
     The mask seed is shared by every model and training seed, so all runs see the same test masks.
     """
-    masked = mask_split(dataset[split], protocol, seed=mask_seed, text_special_tokens=dataset.text_special_tokens)
+    masked = mask_split(dataset[split], protocol, seed=mask_seed, protect_special_tokens=model.uses_token_ids)
     outputs = predict(model, masked, batch_size, device)
     metrics = compute_metrics(dataset.kind, outputs["prediction"], split_target(masked))
     return (metrics, outputs) if return_outputs else metrics
@@ -248,7 +248,7 @@ class Trainer:
         self.main = mains[0]
         self.scheduler = lr_scheduler(self.main.optimizer, self.config)
         protocol = parse_protocol(stage.protocol) if stage.protocol else self.protocol
-        self.views = model.training_views(protocol, self.dataset.text_special_tokens)
+        self.views = model.training_views(protocol)
         return protocol
 
     def train_mode(self) -> None:
@@ -306,7 +306,7 @@ class Trainer:
         cfg, ds = self.config, self.dataset
         seed_everything(self.seed)
         self.generator.manual_seed(self.seed)
-        tst = ds.text_special_tokens
+        tst = self.model.uses_token_ids
         complete = SplitTensors(ds["train"])
         for stage in self.model.stages(cfg):
             protocol = self.start_stage(stage)

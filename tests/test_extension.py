@@ -214,7 +214,7 @@ def test_training_views_are_transforms_of_the_batch():
         def stages(self, config):
             return [Stage()]
 
-        def training_views(self, protocol, text_special_tokens=False):
+        def training_views(self, protocol):
             def reverse(batch, gen):
                 return Batch(**{**batch.__dict__, "features": {m: x.flip(1) for m, x in batch.features.items()}})
             return [lambda batch, gen: batch, reverse]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from msa_lib.losses import js_divergence, mmd
+from msa_lib.losses import js_divergence, mmd, paired_mmd
 
 LOG2 = math.log(2.0)
 
@@ -69,6 +69,39 @@ def test_mmd_matches_double_loop_oracle(n: int, m: int, dim: int, kernel_mul: fl
     # float32 input gives the same value up to float32 round-off
     got32 = mmd(x.float(), y.float(), kernel_mul=kernel_mul, kernel_num=kernel_num, clamp=False)
     assert got32.item() == pytest.approx(expected, abs=1e-5)
+
+
+def _np_paired_mmd(x: np.ndarray, y: np.ndarray, kernel_mul: float = 2.0, kernel_num: int = 5) -> float:
+    """(1/n) sum_i [k(x_i, x_i) + k(y_i, y_i) - 2 k(x_i, y_i)], by an explicit loop."""
+    bws = _np_bandwidths(x, y, kernel_mul, kernel_num)
+
+    def k(u: np.ndarray, v: np.ndarray) -> float:
+        d2 = float(np.sum((u - v) ** 2))
+        return sum(math.exp(-d2 / s) for s in bws)
+
+    return sum(k(x[i], x[i]) + k(y[i], y[i]) - 2.0 * k(x[i], y[i]) for i in range(len(x))) / len(x)
+
+
+@pytest.mark.parametrize(("n", "dim", "kernel_mul", "kernel_num"), [(6, 4, 2.0, 5), (3, 2, 1.5, 4), (5, 3, 3.0, 1)])
+def test_paired_mmd_matches_loop_oracle(n: int, dim: int, kernel_mul: float, kernel_num: int) -> None:
+    rng = np.random.default_rng(n + dim)
+    x, y = rng.normal(size=(n, dim)), rng.normal(size=(n, dim)) + 0.5
+    got = paired_mmd(torch.tensor(x), torch.tensor(y), kernel_mul, kernel_num)
+    assert float(got) == pytest.approx(_np_paired_mmd(x, y, kernel_mul, kernel_num), rel=1e-10)
+
+
+def test_paired_mmd_sees_pairs_that_batch_mmd_does_not() -> None:
+    """Shuffling y's rows leaves the batch MMD unchanged but breaks every pair."""
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = x[torch.roll(torch.arange(8), 1)]
+    assert float(mmd(x, y)) == pytest.approx(0.0, abs=1e-12)
+    assert float(paired_mmd(x, x)) == 0.0
+    assert float(paired_mmd(x, y)) > 0.5
+
+
+def test_paired_mmd_needs_equal_rows() -> None:
+    with pytest.raises(ValueError, match="same n"):
+        paired_mmd(torch.zeros(3, 2), torch.zeros(4, 2))
 
 
 def test_mmd_unclamped_is_nonnegative_on_random_draws() -> None:

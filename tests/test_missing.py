@@ -226,7 +226,7 @@ def test_frame_zero_keeps_everything_and_one_drops_everything(big_split):
 
 
 def test_frame_one_with_special_tokens_keeps_only_first_and_last_text_frame(big_split):
-    masked = mask_split(big_split, "frame:1", seed=0, text_special_tokens=True)
+    masked = mask_split(big_split, "frame:1", seed=0, protect_special_tokens=True)
     n, t = big_split.text.shape[:2]
     lengths = big_split.lengths["text"]
     expected = np.zeros((n, t), dtype=bool)
@@ -293,7 +293,7 @@ def test_protocol_is_part_of_seed_scope(big_split):
 
 @pytest.mark.parametrize("spec", ["frame:0.5", "frame:0.9", "erasure:0.8", "mixed"])
 def test_special_text_positions_always_kept(big_split, spec):
-    masked = mask_split(big_split, spec, seed=0, text_special_tokens=True)
+    masked = mask_split(big_split, spec, seed=0, protect_special_tokens=True)
     n = len(big_split)
     last = big_split.lengths["text"] - 1
     keep = masked.keep["text"]
@@ -313,7 +313,7 @@ def test_special_text_positions_always_kept(big_split, spec):
 
 
 def test_text_bert_ids_masked_with_unk(bert_split):
-    masked = mask_split(bert_split, "frame:0.6", seed=0, text_special_tokens=True)
+    masked = mask_split(bert_split, "frame:0.6", seed=0, protect_special_tokens=True)
     orig, new = bert_split.text_bert, masked.text_bert
     assert new.shape == orig.shape
     lengths = bert_split.lengths["text"]
@@ -350,7 +350,7 @@ def test_text_bert_ids_when_text_modality_missing(bert_split):
 
 def test_mask_batch_masks_text_ids(bert_split):
     batch = full_batch(bert_split)
-    out = mask_batch(batch, "frame:0.5", torch.Generator().manual_seed(0), text_special_tokens=True)
+    out = mask_batch(batch, "frame:0.5", torch.Generator().manual_seed(0), protect_special_tokens=True)
     ids, orig = out.text_ids.numpy(), batch.text_ids.numpy()
     keep = out.keep["text"].numpy()
     valid = valid_of(bert_split, "text")

@@ -77,8 +77,8 @@ def test_shapes_through_every_module(dataset: str) -> None:
     for m in MODS:
         assert z[m].shape == (B, T, d)
     assert h.shape == (B, T, 3 * d)
-    h_e = model.integrate(h, h, batch.lengths["text"])
-    assert h_e.shape == (B, T, 3 * d)
+    h_e, e_len = model.integrate(h, h, batch.lengths["text"])
+    assert h_e.shape == (B, T, 3 * d) and torch.equal(e_len, batch.lengths["text"])
 
     out = model(batch)
     expected = (B,) if n_classes is None else (B, 4, 2)
@@ -302,3 +302,85 @@ def test_same_seed_gives_identical_outputs_and_grads() -> None:
     assert all(torch.equal(loss1[k], loss2[k]) for k in loss1)
     assert g1.keys() == g2.keys() and all(torch.equal(g1[k], g2[k]) for k in g1)
     assert any(torch.count_nonzero(g) > 0 for g in g1.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# The readings the paper leaves open (DFIM weighting, L_fea, f_y dropout, representation)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weighting", ["softmax", "scaled", "residual", "pooled"])
+def test_dfim_weightings_against_uniform_scores(weighting: str) -> None:
+    """With zero score weights M_k is uniform over the valid frames (1/T_valid): each reading has a
+    closed form."""
+    from msa_lib.models.umdf import DFIM
+
+    dfim = DFIM(6, weighting)
+    nn.init.zeros_(dfim.score_a.weight), nn.init.zeros_(dfim.score_a.bias)
+    h = torch.randn(2, 5, 6)
+    lengths = torch.tensor([5, 3])
+    pad = torch.arange(5)[None, :] >= lengths[:, None]
+    got = dfim._enhance(h, dfim.score_a, pad)
+    valid = (~pad).unsqueeze(-1)
+    t = lengths.view(2, 1, 1).float()
+    expected = {"softmax": h * valid / t, "scaled": h * valid, "residual": h + h * valid / t,
+                "pooled": (h * valid).sum(1, keepdim=True) / t}[weighting]
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_pooled_dfim_reads_one_vector() -> None:
+    model = UMDF(DIMS["mosi"], replace(SMALL, dfim_weighting="pooled")).eval()
+    batch = make_batch(DIMS["mosi"], with_views=False)
+    h = torch.randn(batch.size, 8, 3 * SMALL.d)
+    h_e, lengths = model.integrate(h, h, batch.lengths["text"])
+    assert h_e.shape == (batch.size, 1, 3 * SMALL.d) and lengths.tolist() == [1] * batch.size
+    assert model(batch).prediction.shape == (batch.size,)
+
+
+def test_fea_reading_switch_uses_the_paired_loss() -> None:
+    from msa_lib.losses import mmd, paired_mmd
+
+    batch = make_batch(DIMS["mosi"])
+    values = {}
+    for reading in ("batch", "paired"):
+        torch.manual_seed(0)
+        model = UMDF(DIMS["mosi"], replace(SMALL, fea_reading=reading)).eval()
+        with torch.no_grad():
+            values[reading] = float(model(batch).losses["fea"])
+    # the two readings give different numbers on the same weights and views
+    torch.manual_seed(0)
+    model = UMDF(DIMS["mosi"], SMALL).eval()
+    feats = {m: torch.cat([v.features[m] for v in batch.views]) for m in MODS}
+    lens = {m: torch.cat([v.lengths[m] for v in batch.views]) for m in MODS}
+    _, h = model.mcim(feats, lens, lens["text"])
+    from msa_lib.core import last_valid
+    last = last_valid(h, lens["text"])
+    a, b = last[:batch.size], last[batch.size:]
+    assert values["batch"] == pytest.approx(float(mmd(a, b)), rel=1e-5)
+    assert values["paired"] == pytest.approx(float(paired_mmd(a, b)), rel=1e-5)
+
+
+@pytest.mark.parametrize("logits_dropout", [False, True])
+def test_f_y_dropout_switch(logits_dropout: bool) -> None:
+    model = UMDF(DIMS["mosi"], replace(SMALL, dropout=0.5, logits_dropout=logits_dropout)).train()
+    h = torch.randn(64, 3 * SMALL.d)
+    same = torch.equal(model.f_y(h), model.f_y(h))
+    assert same != logits_dropout
+
+
+def test_representation_is_h_k_and_h_bar_is_named() -> None:
+    from msa_lib.core import last_valid
+
+    model = UMDF(DIMS["mosi"], SMALL).eval()
+    batch = make_batch(DIMS["mosi"], with_views=False)
+    out = model(batch)
+    _, h = model.mcim(batch.features, batch.lengths, batch.lengths["text"])
+    assert torch.allclose(out.representation, last_valid(h, batch.lengths["text"]), atol=1e-6)
+    assert out.representations["h_bar"].shape == out.representation.shape
+    assert not torch.allclose(out.representations["h_bar"], out.representation)
+
+
+@pytest.mark.parametrize("field, value", [("dfim_weighting", "mean"), ("fea_reading", "pairs"), ("mcim", "x")])
+def test_unknown_reading_is_refused(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        UMDFConfig(**{field: value})

@@ -32,12 +32,14 @@ ViewTransform = Callable[[Batch, torch.Generator], Batch]
 @dataclass
 class ModelOutput:
     """prediction: (B,) for regression, (B, C, K) logits for classification (IEMOCAP: C=4, K=2).
-    losses: named extra loss terms, unweighted scalars. representation: (B, D) joint
-    representation just before the output head (for t-SNE / UMAP figures)."""
+    losses: named extra loss terms, unweighted scalars. representation: (B, D) the model's joint
+    representation (what t-SNE / UMAP figures plot by default); representations: other named
+    (B, D') representations a figure may plot instead."""
 
     prediction: torch.Tensor
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     representation: torch.Tensor | None = None
+    representations: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,12 +78,12 @@ class MaskView:
     protocol's split is masked once, before training, and passes through unchanged)."""
 
     protocol: Protocol
-    text_special_tokens: bool = False
+    protect_special_tokens: bool = False
 
     def __call__(self, batch: Batch, generator: torch.Generator) -> Batch:
         if not self.protocol.per_batch:
             return batch
-        return mask_batch(batch, self.protocol, generator, self.text_special_tokens)
+        return mask_batch(batch, self.protocol, generator, self.protect_special_tokens)
 
 
 class MSAModel(nn.Module):
@@ -90,19 +92,23 @@ class MSAModel(nn.Module):
     ``n_views`` is the number of independently masked versions of each training sample the
     default :meth:`training_views` builds (2 for two-flow / self-distillation models).
     ``requires_aligned`` makes the trainer refuse unaligned data with a clear message.
+    ``uses_token_ids``: the model reads BERT token ids (``batch.text_ids``), so masking keeps
+    [CLS]/[SEP] for it (:mod:`msa_lib.missing`); a model reading text features gets no such
+    protection, whatever the data file holds.
     """
 
     n_views: int = 1
     requires_aligned: bool = False
+    uses_token_ids: bool = False
     stage: str = "main"
 
     def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def training_views(self, protocol: Protocol, text_special_tokens: bool = False) -> list[ViewTransform]:
+    def training_views(self, protocol: Protocol) -> list[ViewTransform]:
         """The views of each training batch, in order; with more than one, the model receives
         ``batch.views`` (the first view's batch carrying the list)."""
-        return [MaskView(protocol, text_special_tokens) for _ in range(self.n_views)]
+        return [MaskView(protocol, self.uses_token_ids) for _ in range(self.n_views)]
 
     def configure_optimizers(self, config) -> list[OptimizerStep]:
         """Default: one Adam over every trainable parameter (``config`` is the TrainConfig)."""

@@ -30,10 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import Batch, last_valid, padding_mask
-from ..losses import js_divergence, mmd
+from ..losses import js_divergence, mmd, paired_mmd
 from .base import ModelOutput, MSAModel
 
 MODALITIES: tuple[str, str, str] = ("text", "audio", "vision")
+MCIM_MODES: tuple[str, ...] = ("crossmodal", "self")
+DFIM_WEIGHTINGS: tuple[str, ...] = ("softmax", "scaled", "residual", "pooled")
+FEA_READINGS: tuple[str, ...] = ("batch", "paired")
 
 
 @dataclass
@@ -54,11 +57,22 @@ class UMDFConfig:
     mcim: "crossmodal" (paper) or "self" (ablation: every crossmodal attention replaced by
         self-attention of the target over itself).
     dfim: True (paper) or False (ablation: DFIM replaced by concatenation + linear).
+    dfim_weighting: how DFIM's frame-level self-enhancement applies M_k = softmax_t(F_k(H_k)) to
+        H_k (the paper: "matrix multiplication of M_k with H_k", Eq. 10's input): "softmax"
+        (M_k (.) H_k: each frame shrinks by about 1/T), "scaled" (T_valid M_k (.) H_k: weights
+        average 1), "residual" (H_k + M_k (.) H_k) or "pooled" (M_k^T H_k: one 1 x 3d vector).
+    fea_reading: L_fea of Eq. 3, (1/n) sum_i D(h_a, h_b): "batch" (one MMD between the two
+        mini-batch samples of h_a and h_b, as in DAN-style code) or "paired" (the mean over samples
+        of the kernel distance between the pair h_a,i, h_b,i).
     use_fea_distill / use_logit_distill: switch the L_fea / L_logits terms (ablations).
     kernel_mul / kernel_num: bandwidth ladder of the multi-kernel MMD (L_fea).
     share_logit_head: True (default) reuses the final prediction head as f_y of Eq. 5-6, so
         f_y(h_a), f_y(h_b) are sentiment logits shaped by the task loss; False gives f_y its own FC
         layer trained by L_logits alone, which can collapse to a constant and make L_logits vanish.
+    logits_dropout: whether f_y applies the head's dropout when it computes L_logits (False:
+        f_y(h_a), f_y(h_b) without dropout, so two identical views give L_logits = 0 and the term
+        measures the views, not dropout noise; the prediction itself always uses dropout in
+        training).
     """
 
     d: int = 40
@@ -71,11 +85,14 @@ class UMDFConfig:
     attn_dropout: float = 0.0
     mcim: Literal["crossmodal", "self"] = "crossmodal"
     dfim: bool = True
+    dfim_weighting: Literal["softmax", "scaled", "residual", "pooled"] = "softmax"
+    fea_reading: Literal["batch", "paired"] = "batch"
     use_fea_distill: bool = True
     use_logit_distill: bool = True
     kernel_mul: float = 2.0
     kernel_num: int = 5
     share_logit_head: bool = True
+    logits_dropout: bool = False
 
     def __post_init__(self) -> None:
         if self.d < 1 or self.n_heads < 1 or self.d % self.n_heads != 0:
@@ -83,8 +100,9 @@ class UMDFConfig:
                 f"UMDFConfig: n_heads={self.n_heads} must be >= 1 and divide the feature size d={self.d} "
                 f"(paper: d=40 with 10 heads on MOSI/IEMOCAP, 8 on MOSEI)"
             )
-        if self.mcim not in ("crossmodal", "self"):
-            raise ValueError(f"UMDFConfig: mcim must be 'crossmodal' or 'self'; got {self.mcim!r}")
+        for name, valid in (("mcim", MCIM_MODES), ("dfim_weighting", DFIM_WEIGHTINGS), ("fea_reading", FEA_READINGS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"UMDFConfig: {name} must be one of {valid}; got {getattr(self, name)!r}")
         if self.n_layers < 1 or self.fusion_layers < 1 or self.final_layers < 1 or self.ffn_mult < 1:
             raise ValueError(
                 "UMDFConfig: n_layers, fusion_layers, final_layers and ffn_mult must be >= 1; got "
@@ -244,29 +262,44 @@ class MCIM(nn.Module):
 
 
 class DFIM(nn.Module):
-    """Dynamic Feature Integration Module: (H_a, H_b) -> H_e (B, T, 3d) (UMDF Eq. 10-11)."""
+    """Dynamic Feature Integration Module: (H_a, H_b) -> H_e (UMDF Eq. 10-11).
 
-    def __init__(self, dim: int) -> None:
+    ``weighting`` reads the paper's frame-level self-enhancement, "the matrix multiplication of
+    M_k with H_k" (M_k = softmax over time of F_k(H_k)), which the text leaves open:
+
+    * "softmax": H~_k = M_k (.) H_k, frame weighting (the sequence is kept; every frame shrinks by
+      about 1/T, and the post-LayerNorm encoder after DFIM largely undoes the weighting);
+    * "scaled": H~_k = T_valid M_k (.) H_k (the weights average 1, so the scale of H_k is kept);
+    * "residual": H~_k = H_k + M_k (.) H_k;
+    * "pooled": H~_k = M_k^T H_k, attention pooling to one 1 x 3d vector per sample (H_e then has
+      length 1 and its "last element" is that vector).
+    """
+
+    def __init__(self, dim: int, weighting: str = "softmax") -> None:
         super().__init__()
+        self.weighting = weighting
         # F_k(H_k; W_theta): one FC (3d -> 1) per stream, as the subscript k in the paper suggests.
         self.score_a = nn.Linear(dim, 1)
         self.score_b = nn.Linear(dim, 1)
         # W_{3x3} of Eq. 10: temporal conv over the feature-wise concatenation [H~_a; H~_b] -> 3d.
         self.gate = nn.Conv1d(2 * dim, dim, kernel_size=3, padding=1)
 
-    @staticmethod
-    def _enhance(h: Tensor, score: nn.Linear, pad: Tensor) -> Tensor:
+    def _enhance(self, h: Tensor, score: nn.Linear, pad: Tensor) -> Tensor:
         # Frame-level self-enhancement: M_k = softmax_t(F_k(H_k)), padding masked to -inf.
-        # The paper's "matrix multiplication of M_k with H_k" is ambiguous between pooling over
-        # time (M_k^T H_k -> 1 x 3d) and frame weighting. Since H_e is fed to a transformer
-        # encoder afterwards and its "last element" is used, we keep the sequence: frame
-        # weighting H~_k = M_k (.) H_k, broadcast over features.
         logits = score(h).squeeze(-1).masked_fill(pad, float("-inf"))  # \hat H_k (B, T)
         weights = torch.softmax(logits, dim=1)  # M_k
-        return weights.unsqueeze(-1) * h  # H~_k
+        if self.weighting == "pooled":
+            return torch.bmm(weights.unsqueeze(1), h)  # M_k^T H_k (B, 1, 3d)
+        weighted = weights.unsqueeze(-1) * h  # M_k (.) H_k
+        if self.weighting == "scaled":
+            return (~pad).sum(1, keepdim=True).unsqueeze(-1).to(h.dtype) * weighted
+        if self.weighting == "residual":
+            return h + weighted
+        return weighted
 
     def forward(self, h_a: Tensor, h_b: Tensor, pad: Tensor) -> Tensor:
-        """h_a, h_b (B, T, 3d); pad (B, T) bool True on padding -> H_e (B, T, 3d)."""
+        """h_a, h_b (B, T, 3d); pad (B, T) bool True on padding -> H_e (B, T, 3d), or (B, 1, 3d)
+        with ``weighting="pooled"``."""
         ht_a = self._enhance(h_a, self.score_a, pad)
         ht_b = self._enhance(h_b, self.score_b, pad)
         # UMDF Eq. 10: mu = sigmoid(W_{3x3}([H~_a; H~_b]))
@@ -287,7 +320,9 @@ class UMDF(MSAModel):
     (B,); otherwise classification with prediction logits (B, n_classes, 2) (IEMOCAP: 4 emotions x
     {no, yes}). ``losses`` holds "fea" (L_fea, Eq. 1-3) and "logits" (L_logits, Eq. 4-6) when
     ``batch.views`` is given and the corresponding switch is on; nothing at inference.
-    ``representation`` is the last valid element of H-bar (B, 3d), the input of the output head.
+    ``representation`` is h_k, the last valid element of H_k (B, 3d) — the paper's "joint
+    multimodal representation" that L_fea distils; ``representations["h_bar"]`` is the last element
+    of H-bar, the input of the output head.
     """
 
     n_views = 2
@@ -309,7 +344,7 @@ class UMDF(MSAModel):
 
         self.mcim = MCIM(self.dims, config)
         if config.dfim:
-            self.dfim = DFIM(dim)
+            self.dfim = DFIM(dim, config.dfim_weighting)
         else:
             # Ablation: "DFIM is replaced by a simple concatenation operation": [H_a; H_b] (6d)
             # followed by a linear map back to 3d, then the same encoder and head.
@@ -341,21 +376,27 @@ class UMDF(MSAModel):
         return logits.view(logits.shape[0], self.n_classes, 2)  # (B, C, 2)
 
     def f_y(self, h: Tensor) -> Tensor:
-        """f_y of UMDF Eq. 5-6 on the last elements h_k (B, 3d) -> (B,) or (B, C, 2)."""
-        # with share_logit_head the head's dropout also acts on f_y during training
-        head = self.head if self.config.share_logit_head else self.logit_head
-        return self._shape_logits(head(h))
+        """f_y of UMDF Eq. 5-6 on the last elements h_k (B, 3d) -> (B,) or (B, C, 2); the shared
+        head's dropout applies only with ``logits_dropout``."""
+        if not self.config.share_logit_head:
+            return self._shape_logits(self.logit_head(h))
+        for layer in self.head:
+            if self.config.logits_dropout or not isinstance(layer, nn.Dropout):
+                h = layer(h)
+        return self._shape_logits(h)
 
     def encode(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         """MCIM on one (or a stacked) batch: ({m: Z_m^h (B, T, d)}, H (B, T, 3d))."""
         return self.mcim(features, lengths, lengths["text"])
 
-    def integrate(self, h_a: Tensor, h_b: Tensor, joint_lengths: Tensor) -> Tensor:
-        """DFIM (or its concatenation ablation): (H_a, H_b) -> H_e (B, T, 3d)."""
+    def integrate(self, h_a: Tensor, h_b: Tensor, joint_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """DFIM (or its concatenation ablation): (H_a, H_b) -> (H_e, its lengths); H_e is (B, T, 3d),
+        or (B, 1, 3d) with lengths 1 for the pooled DFIM reading."""
         pad = padding_mask(joint_lengths.to(h_a.device), h_a.shape[1])
-        if self.config.dfim:
-            return self.dfim(h_a, h_b, pad)
-        return self.concat_proj(torch.cat([h_a, h_b], dim=-1))
+        if not self.config.dfim:
+            return self.concat_proj(torch.cat([h_a, h_b], dim=-1)), joint_lengths
+        h_e = self.dfim(h_a, h_b, pad)
+        return h_e, joint_lengths if h_e.shape[1] == h_a.shape[1] else torch.ones_like(joint_lengths)
 
     # -- forward --------------------------------------------------------------------------------
 
@@ -392,8 +433,9 @@ class UMDF(MSAModel):
             last = last_valid(h, lens["text"])
             hl_a, hl_b = last[:bsz], last[bsz:]
             if self.config.use_fea_distill:
-                # UMDF Eq. 3: L_fea = MMD(h_a, h_b) over the mini-batch (Eq. 1-2 in losses.mmd)
-                losses["fea"] = mmd(hl_a, hl_b, kernel_mul=self.config.kernel_mul, kernel_num=self.config.kernel_num)
+                # UMDF Eq. 3: L_fea = (1/n) sum_i D(h_a, h_b) (Eq. 1-2 in losses.mmd / paired_mmd)
+                fea = paired_mmd if self.config.fea_reading == "paired" else mmd
+                losses["fea"] = fea(hl_a, hl_b, kernel_mul=self.config.kernel_mul, kernel_num=self.config.kernel_num)
             if self.config.use_logit_distill:
                 y_ab = self.f_y(last)
                 y_a, y_b = y_ab[:bsz], y_ab[bsz:]
@@ -402,8 +444,11 @@ class UMDF(MSAModel):
                 else:
                     losses["logits"] = js_divergence(y_a, y_b)  # UMDF Eq. 4-5, per emotion, averaged
 
-        h_e = self.integrate(h_a, h_b, joint_len)
-        h_bar = self.final_encoder(h_e, src_key_padding_mask=padding_mask(joint_len.to(h_e.device), h_e.shape[1]))
-        rep = last_valid(h_bar, joint_len)  # last (valid) element of H-bar
+        h_e, e_len = self.integrate(h_a, h_b, joint_len)
+        h_bar = self.final_encoder(h_e, src_key_padding_mask=padding_mask(e_len.to(h_e.device), h_e.shape[1]))
+        rep = last_valid(h_bar, e_len)  # last (valid) element of H-bar
         prediction = self._shape_logits(self.head(rep))
-        return ModelOutput(prediction=prediction, losses=losses, representation=rep)
+        # h_k, "the joint multimodal representation" (last element of H_k; at inference H_a = H_b)
+        h_k = last_valid(h_a, joint_len)
+        return ModelOutput(prediction=prediction, losses=losses, representation=h_k,
+                           representations={"h_bar": rep})
