@@ -81,7 +81,8 @@ def generate_tables(site: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # profiles as columns: three narrow columns fit the text column, eight wide ones did not
     for name, table in (("profiles", profile_table().T.rename_axis("profile")), ("presets", preset_table()),
-                        ("umdf_settings", umdf.settings_table()), ("status", status_table())):
+                        ("umdf_settings", umdf.settings_table()), ("umdf_choices", umdf.open_choices()),
+                        ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
 
 

@@ -31,6 +31,12 @@ Protocol specs (strings, used in configs, result keys and table headers):
 ``mixed`` / ``mixed:P``      UMDF training: each sample independently gets either intra-modality
                              missingness with r ~ U(0, P) (default P = 0.9) or one of the seven
                              modality subsets (the complete case included), with probability 1/2 each.
+``mixed:P:combined``         as ``mixed``, with a third draw: one of the seven subsets *and*, within
+                             it, frames dropped with r ~ U(0, P) (probability 1/3 each), so training
+                             also sees conditions like Fig. 6's ``modality:l+frame:0.5``.
+
+:func:`protocol_summary` measures a protocol's draws on a split (share of complete views, of views
+without text, mean share of valid frames dropped).
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ FRAME_RATES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 LETTER: dict[str, str] = {m: c for c, m in SHORT_NAMES.items()}
 
 VALID_FORMS = ("valid forms: complete, frame:P, frame:P:resample, modality:<subset of l,a,v>[+frame:P], "
-               "erasure:R, erasure:R:random, mixed, mixed:P")
+               "erasure:R, erasure:R:random, mixed, mixed:P, mixed:P:combined")
 
 Kind = Literal["complete", "frame", "modality", "erasure", "mixed"]
 
@@ -62,6 +68,7 @@ class Protocol:
     subset: str = "lav"
     random: bool = False  # erasure: per-sample random rates (training form)
     resample: bool = False  # frame: fresh mask every batch
+    combined: bool = False  # mixed: a third draw, a subset with frame dropping inside it
 
     @property
     def spec(self) -> str:
@@ -203,22 +210,28 @@ def _masks_erasure(p: Protocol, valid: Masks, gens, protect) -> Masks:
 
 
 def _parse_mixed(parts: list[str], spec: str) -> Protocol:
-    if len(parts) > 2:
+    if len(parts) > 3 or (len(parts) == 3 and parts[2] != "combined"):
         raise ValueError
-    return Protocol("mixed", rate=_rate(parts[1], spec) if len(parts) == 2 else 0.9)
+    return Protocol("mixed", rate=_rate(parts[1], spec) if len(parts) >= 2 else 0.9, combined=len(parts) == 3)
+
+
+def _spec_mixed(p: Protocol) -> str:
+    return f"mixed:{p.rate:g}" + (":combined" if p.combined else "")
 
 
 def _masks_mixed(p: Protocol, valid: Masks, gens, protect) -> Masks:
     n = next(iter(valid.values())).shape[0]
     g = gens["text"]
-    use_frames = torch.rand(n, generator=g) < 0.5
+    # draw 0: frames only; 1: a subset only; 2 (combined): a subset with frames dropped inside it
+    draw = torch.randint(3, (n,), generator=g) if p.combined else (torch.rand(n, generator=g) >= 0.5).long()
     frame_rate = torch.rand(n, generator=g) * p.rate
     subset_idx = torch.randint(len(SUBSETS), (n,), generator=g)
     keep = {}
     for m in MODALITIES:
         frame_keep = draw_keep(valid[m], frame_rate, gens[m], protect[m])
-        has_m = torch.tensor([LETTER[m] in s for s in SUBSETS])[subset_idx]
-        keep[m] = torch.where(use_frames[:, None], frame_keep, valid[m] & has_m[:, None])
+        has_m = torch.tensor([LETTER[m] in s for s in SUBSETS])[subset_idx][:, None]
+        frames = (draw == 0) | (draw == 2)
+        keep[m] = torch.where(frames[:, None], frame_keep, valid[m]) & (has_m | (draw == 0)[:, None])
     return keep
 
 
@@ -235,7 +248,7 @@ KINDS: dict[str, KindEntry] = {
     "frame": KindEntry(_parse_frame, _spec_rate, _masks_fixed_rate),
     "modality": KindEntry(_parse_modality, _spec_modality, _masks_modality),
     "erasure": KindEntry(_parse_erasure, _spec_rate, _masks_erasure),
-    "mixed": KindEntry(_parse_mixed, lambda p: f"mixed:{p.rate:g}", _masks_mixed),
+    "mixed": KindEntry(_parse_mixed, _spec_mixed, _masks_mixed),
 }
 
 
@@ -342,3 +355,21 @@ def observed_rate(keep: np.ndarray | torch.Tensor, lengths: np.ndarray | torch.T
     lengths = torch.as_tensor(lengths)
     valid = valid_mask(lengths, keep.shape[1])
     return float(1.0 - keep[valid].float().mean()) if valid.any() else float("nan")
+
+
+def protocol_summary(split: MSASplit, protocol: Protocol | str, seed: int = 0, draws: int = 4) -> dict[str, float]:
+    """What a protocol's draws look like on ``split`` (``draws`` seeded passes over every sample):
+    the share of views with every valid frame of every modality present, the share with no text
+    frame left, and the mean share of valid frames dropped (padding not counted)."""
+    protocol = parse_protocol(protocol)
+    lengths = {m: torch.from_numpy(split.lengths[m]) for m in MODALITIES}
+    seq_lens = {m: split.features(m).shape[1] for m in MODALITIES}
+    complete, no_text, dropped, total = 0.0, 0.0, 0.0, 0.0
+    for d in range(draws):
+        keep = protocol_masks(protocol, lengths, seq_lens, modality_generators(seed, "summary", protocol.spec, d))
+        valid = {m: valid_mask(lengths[m], seq_lens[m]) for m in MODALITIES}
+        complete += float(torch.stack([(keep[m] == valid[m]).all(1) for m in MODALITIES]).all(0).float().mean())
+        no_text += float((~keep["text"].any(1)).float().mean())
+        dropped += sum(float((valid[m] & ~keep[m]).sum()) for m in MODALITIES)
+        total += sum(float(valid[m].sum()) for m in MODALITIES)
+    return {"P(view complete)": complete / draws, "P(no text)": no_text / draws, "mean drop rate": dropped / total}

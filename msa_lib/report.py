@@ -31,7 +31,9 @@ def data_caption(data: MSADataset) -> str:
     sizes = "/".join(str(len(data[s])) for s in ("train", "valid", "test"))
     if data.is_synthetic:
         return f"*Synthetic {data.name.upper()}-shaped data* (train/valid/test {sizes})."
-    return f"Data: `{data.source}` (train/valid/test {sizes})."
+    replaced = "; ".join(f"{split} {m} {n}" for split, counts in data.replaced.items() for m, n in counts.items())
+    note = f"; non-finite values replaced by 0: {replaced}" if replaced else ""
+    return f"Data: `{data.source}`, {data.describe_features()} (train/valid/test {sizes}{note})."
 
 
 def synthetic_banner(sources: list[str]) -> str:

@@ -54,6 +54,13 @@ def evaluate_run(spec: RunSpec, model: MSAModel, dataset: MSADataset, protocols:
     return metrics
 
 
+def data_provenance(dataset: MSADataset) -> dict:
+    """What the loader found, kept in every run's record: file format and features, the padding
+    side per split and modality, and how many non-finite values it replaced by 0."""
+    return {"format": dataset.file_format, "features": dataset.describe_features(),
+            "padding": dataset.padding, "replaced": dataset.replaced}
+
+
 def run_one(spec: RunSpec, dataset: MSADataset, device: str = "auto", progress: bool = True,
             store: ResultsStore | None = None) -> dict:
     """Train one run and evaluate it under every protocol of ``spec``; returns the record (training
@@ -77,6 +84,7 @@ def run_one(spec: RunSpec, dataset: MSADataset, device: str = "auto", progress: 
         "history": history,
         "train_seconds": round(train_seconds, 2),
         "data_source": dataset.source,
+        "provenance": data_provenance(dataset),
         "n_samples": {k: len(v) for k, v in dataset.splits.items()},
         "torch": torch.__version__,
         "config_key": spec.config_key,

@@ -32,13 +32,15 @@ from .models.base import MSAModel, OptimizerStep, Stage
 @dataclass
 class TrainConfig:
     """Optimisation settings. ``select_metric=None`` uses the dataset's primary metric
-    (MAE for MOSI/MOSEI/SIMS, Avg_F1 for IEMOCAP)."""
+    (MAE for MOSI/MOSEI/SIMS, Avg_F1 for IEMOCAP). ``patience``: stop after that many epochs
+    without a better validation score; ``None`` trains every epoch (as the papers do) — either way
+    the weights of the best validation epoch are kept."""
 
     epochs: int = 20
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int = 5
+    patience: int | None = 5
     select_metric: str | None = None
     task_loss: str = "mse"
     loss_weights: dict[str, float] = field(default_factory=dict)
@@ -202,9 +204,12 @@ class Trainer:
         self.seed = seed
         self.device = resolve_device(self.config.device)
         if model.requires_aligned and not dataset.aligned:
-            raise ValueError(f"{type(model).__name__} needs aligned sequences (equal length per modality) but "
-                             f"{dataset.source} is unaligned (T = {dataset.seq_lens}); use an aligned_50.pkl file "
-                             f"or an aligned synthetic preset")
+            why = ("its modalities have different sequence lengths T = " + str(dataset.seq_lens)
+                   if len(set(dataset.seq_lens.values())) > 1 else
+                   "its modalities share T but some samples' lengths differ across modalities")
+            raise ValueError(f"{type(model).__name__} needs aligned sequences (one T and, per sample, the same "
+                             f"valid frames in every modality), but in {dataset.source} {why}; use an aligned "
+                             f"file (aligned_50.pkl, MulT's aligned pickles) or an aligned synthetic preset")
         metric, _ = PRIMARY_METRIC[dataset.kind]
         self.select_metric = self.config.select_metric or metric
         self.higher_better = higher_is_better(self.select_metric)
@@ -381,7 +386,7 @@ class Trainer:
             else:
                 stale += 1
             bar.set_postfix({"loss": f"{record['train/total']:.3f}", self.select_metric: f"{score:.3f}"})
-            if stale >= cfg.patience:
+            if cfg.patience is not None and stale >= cfg.patience:
                 break
         if best_state is not None:
             self.model.load_state_dict(best_state)

@@ -50,6 +50,43 @@ def test_umdf_pages_compare_with_fair_controls():
     assert control["use_fea_distill"] is False and control["use_logit_distill"] is False
 
 
+def test_readings_are_one_switch_from_the_default_and_lambdas_override_the_row():
+    from msa_lib.models.umdf import UMDFConfig
+
+    variants = ("UMDF",) + tuple(umdf.READINGS) + tuple(umdf.TRAINING_READINGS)
+    specs = {s.label: s for s in umdf.specs("synthetic:mosi", None, get_profile("smoke"), [1], variants=variants,
+                                             with_tfn=False, lambdas="0.3,2")}
+    base = specs["UMDF"]
+    assert base.train_config["loss_weights"] == {"fea": 0.3, "logits": 2.0}
+    default = UMDFConfig()
+    for label, spec in specs.items():
+        changed = {k: v for k, v in spec.model_config.items() if base.model_config.get(k) != v}
+        assert all(getattr(default, k) != v for k, v in changed.items())  # never the default's value
+        if label in umdf.TRAINING_READINGS:
+            assert not changed and spec.train_protocol == parse_protocol(umdf.TRAINING_READINGS[label]).spec
+        elif label != "UMDF":
+            assert len(changed) == 1 and spec.train_protocol == base.train_protocol
+    weightings = {s.model_config.get("dfim_weighting", default.dfim_weighting) for s in specs.values()}
+    assert weightings == {"softmax", "scaled", "residual", "pooled"}  # every reading of DFIM is measured
+    for bad in ("1", "a,b", "-1,1"):
+        with pytest.raises(ValueError, match="lambdas"):
+            umdf.parse_lambdas(bad)
+    assert "given as the `lambdas` parameter" in umdf.setting_text(get_profile("book"), "0.3,2")
+    assert umdf.parse_grid("full", "mosi") == umdf.LAMBDA_GRID
+    assert umdf.parse_grid("0.1,1;1,1", "mosi") == ((0.1, 1.0), (1.0, 1.0))
+
+
+def test_open_choices_table_reads_the_defaults_from_the_code():
+    from msa_lib.models.umdf import UMDFConfig
+
+    table = umdf.open_choices()
+    cfg = UMDFConfig()
+    assert f"dfim_weighting={cfg.dfim_weighting!r}" in table.loc["DFIM frame-level self-enhancement", "our default"]
+    assert f"fea_reading={cfg.fea_reading!r}" in table.loc["L_fea, Eq. 3", "our default"]
+    assert list(table.columns) == ["paper's words", "our default", "alternatives", "measured"]
+    assert table.notna().all().all() and (table != "").all().all()
+
+
 def test_rows_differ_where_the_paper_differs():
     mosi = umdf.model_setup("umdf", "mosi", get_profile("paper"))
     mosei = umdf.model_setup("umdf", "mosei", get_profile("paper"))

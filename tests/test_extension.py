@@ -37,7 +37,7 @@ def tiny_dataset(seed: int = 0, n: int = 24) -> MSADataset:
                         ids=[f"{name}_{i}" for i in range(size)], name=name, source="tiny")
 
     return MSADataset(name="tiny", kind="mosi", splits={"train": split("train", n), "valid": split("valid", 10),
-                                                        "test": split("test", 10)}, aligned=True, source="tiny")
+                                                        "test": split("test", 10)}, source="tiny")
 
 
 @dataclass

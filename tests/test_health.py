@@ -31,7 +31,7 @@ def dataset(n_train: int = 64) -> MSADataset:
                         ids=[f"{name}{i}" for i in range(n)], name=name, source="t")
 
     return MSADataset("t", "mosi", {"train": split("train", n_train), "valid": split("valid", 32),
-                                    "test": split("test", 32)}, aligned=True, source="t")
+                                    "test": split("test", 32)}, source="t")
 
 
 class Linear(MSAModel):

@@ -13,9 +13,11 @@ import h5py
 import numpy as np
 import pytest
 
+from msa_lib.data import load_dataset, make_synthetic
 from msa_lib.data.container import IEMOCAP_EMOTIONS, DataFormatError
+from msa_lib.data.identity import data_identity
 from msa_lib.data.csd import load_csd_dataset, read_csd, video_of
-from msa_lib.data.iemocap import load_mult_iemocap
+from msa_lib.data.mult import load_mult_pickle
 from msa_lib.data.mmsa import load_mmsa_pickle
 from msa_lib.data.safe_pickle import UnsafePickleError, safe_load
 
@@ -58,11 +60,18 @@ def mmsa_split(
         "regression_labels": rng.uniform(-1 if sims else -3, 1 if sims else 3, size=n).astype(np.float32),
     }
     d["classification_labels"] = np.sign(d["regression_labels"]) + 1
+    lens = {"audio": np.full(n, ta), "vision": np.full(n, tv)}
     if bert:
-        d["text_bert"] = _text_bert(rng, rng.integers(2, tt + 1, size=n), tt)
+        text_len = rng.integers(2, tt + 1, size=n)
+        d["text_bert"] = _text_bert(rng, text_len, tt)
+        if ta == tv == tt:  # aligned: audio/vision frames follow the word tokens
+            lens = {"audio": text_len, "vision": text_len}
     if length_keys:
-        d["audio_lengths"] = [int(x) for x in rng.integers(1, ta + 1, size=n)]  # list of python ints
-        d["vision_lengths"] = rng.integers(0, tv + 1, size=n)  # numpy array
+        lens = {"audio": rng.integers(1, ta + 1, size=n), "vision": rng.integers(0, tv + 1, size=n)}
+        d["audio_lengths"] = [int(x) for x in lens["audio"]]  # list of python ints
+        d["vision_lengths"] = lens["vision"]  # numpy array
+    for m in ("audio", "vision"):  # MMSA zero-pads audio/vision at the end (BERT text features are not zero there)
+        d[m] *= np.arange(d[m].shape[1])[None, :, None] < lens[m][:, None, None]
     if sims:
         for k in "TAV":
             d[f"regression_labels_{k}"] = rng.uniform(-1, 1, size=n).astype(np.float32)
@@ -103,7 +112,10 @@ def test_mmsa_aligned_roundtrip(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean file loads without any warning
         ds = load_mmsa_pickle(path)
-    assert (ds.name, ds.kind, ds.aligned, ds.text_special_tokens) == ("mosi", "mosi", True, True)
+    assert (ds.name, ds.kind, ds.aligned) == ("mosi", "mosi", True)
+    assert ds.padding == {s: {"text": "end", "audio": "end", "vision": "end"} for s in SPLITS}
+    assert ds.replaced == {} and ds.file_format == "MMSA pickle"
+    assert ds.describe_features() == f"MMSA pickle: text BERT {D_TEXT}-d, audio {D_AUDIO}-d, vision {D_VISION}-d"
     assert ds.source == str(path) and ds.task == "regression"
     assert ds.dims == {"text": D_TEXT, "audio": D_AUDIO, "vision": D_VISION}
     assert ds.seq_lens == {"text": 6, "audio": 6, "vision": 6}
@@ -139,7 +151,7 @@ def test_mmsa_unaligned_with_length_lists(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         ds = load_mmsa_pickle(path)
     assert (ds.name, ds.kind, ds.aligned) == ("mosei", "mosi", False)
-    # equal sequence lengths but explicit *_lengths keys: still an unaligned file
+    # equal sequence lengths, but *_lengths that differ from the text lengths: unaligned
     same_t = dump(mmsa_data(seed=1, t=(6, 6, 6), length_keys=True), tmp_path / "MOSI" / "unaligned_50.pkl")
     assert load_mmsa_pickle(same_t).aligned is False
     assert ds.seq_lens == {"text": 6, "audio": 9, "vision": 7}
@@ -155,7 +167,9 @@ def test_mmsa_unaligned_with_length_lists(tmp_path: Path) -> None:
 def test_mmsa_aligned_without_text_bert_uses_full_length(tmp_path: Path) -> None:
     path = dump(mmsa_data(t=(5, 5, 5), bert=False), tmp_path / "MOSI" / "aligned_50.pkl")
     ds = load_mmsa_pickle(path)
-    assert ds.aligned and not ds.text_special_tokens
+    assert ds.aligned
+    assert ds.feature_names == {"text": f"{D_TEXT}-d", "audio": f"{D_AUDIO}-d", "vision": f"{D_VISION}-d"}
+    assert ds.padding["train"] == {"text": "none", "audio": "none", "vision": "none"}
     for m in ("text", "audio", "vision"):
         assert (ds["train"].lengths[m] == 5).all()
     assert ds["train"].text_bert is None
@@ -357,8 +371,74 @@ def test_negative_infinity_in_audio_is_zeroed_with_one_warning(tmp_path: Path) -
     np.testing.assert_array_equal(out[~bad], audio[~bad])
 
 
+def test_aligned_is_computed_from_the_arrays(tmp_path: Path) -> None:
+    # one T per split and *_lengths equal to the text lengths: aligned, whatever keys the file carries
+    data = mmsa_data(seed=4, t=(6, 6, 6))
+    for s in SPLITS:
+        text_len = data[s]["text_bert"][:, 1].sum(1).astype(int)
+        data[s]["audio_lengths"] = [int(x) for x in text_len]
+        data[s]["vision_lengths"] = text_len.copy()
+    path = dump(data, tmp_path / "MOSI" / "unaligned_50.pkl")
+    assert load_dataset(data_path=str(path)).aligned is True
+    data["valid"]["vision_lengths"][0] -= 1  # one sample's vision is a frame shorter: not aligned
+    data["valid"]["vision"][0, data["valid"]["vision_lengths"][0]] = 0.0
+    assert load_dataset(data_path=str(dump(data, path))).aligned is False
+
+
+def _plant_non_finite(data: dict) -> None:
+    data["train"]["audio"][3, 0, 1] = -np.inf  # sample 3 holds the first one
+    data["train"]["audio"][4, 1, 0] = np.nan
+    data["train"]["audio"][4, 1, 2] = np.inf
+    data["test"]["vision"][1, 0, :2] = np.nan
+
+
+def test_replaced_values_are_counted(tmp_path: Path) -> None:
+    data = mmsa_data()
+    _plant_non_finite(data)
+    path = dump(data, tmp_path / "MOSEI" / "aligned_50.pkl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset(data_path=str(path))
+    assert sorted(str(w.message).split(": ", 1)[1] for w in caught) == [
+        "replaced 2 non-finite values (NaN/inf) by 0", "replaced 3 non-finite values (NaN/inf) by 0"]
+    assert ds.replaced == {"train": {"audio": 3}, "test": {"vision": 2}}
+    assert load_dataset(data_path=str(dump(mmsa_data(), tmp_path / "clean.pkl"))).replaced == {}
+
+
+def test_strict_refuses_non_finite_features(tmp_path: Path) -> None:
+    data = mmsa_data()
+    _plant_non_finite(data)
+    path = dump(data, tmp_path / "MOSEI" / "aligned_50.pkl")
+    with pytest.raises(DataFormatError, match=re.escape(
+            f"{path} [train] key 'audio': 3 non-finite values (NaN/inf), the first in sample 3 (shape (5, 6, 5)); "
+            "strict loading refuses them")):
+        load_dataset(data_path=str(path), strict=True)
+    mult, _ = iemocap_data()
+    mult["valid"]["vision"][2, 1, 0] = -np.inf
+    path = dump(mult, tmp_path / "iemocap_data.pkl")
+    with pytest.raises(DataFormatError, match=re.escape(f"{path} [valid] key 'vision': 1 non-finite values (NaN/inf), "
+                                                        "the first in sample 2")):
+        load_mult_pickle(path, strict=True)
+    with pytest.warns(UserWarning, match="replaced 1 non-finite"):
+        assert load_mult_pickle(path).replaced == {"valid": {"vision": 1}}
+
+
+def test_data_identity_format_does_not_open_the_file(tmp_path: Path) -> None:
+    for name, fmt in (("iemocap_data.pkl", "pkl"), ("aligned_50.pkl", "pkl"), ("m.json", "csd-manifest")):
+        path = tmp_path / name
+        path.write_bytes(b"not even a pickle")
+        assert data_identity("x", {"data_path": str(path)})["format"] == fmt
+
+
+def test_synthetic_records_its_features_and_padding() -> None:
+    ds = make_synthetic("mosi", size=0.01)
+    assert ds.describe_features() == "synthetic: text 768-d, audio 5-d, vision 20-d"
+    assert ds.padding["train"] == {"text": "end", "audio": "end", "vision": "end"} and ds.replaced == {}
+    assert make_synthetic("sims", size=0.01, max_len=8).aligned is False
+
+
 # ----------------------------------------------------------------------------------------------
-# MulT IEMOCAP
+# MulT IEMOCAP (MOSI / MOSEI and padding: tests/test_mult.py, tests/test_padding.py)
 # ----------------------------------------------------------------------------------------------
 def iemocap_data(seed: int = 0, t: int = 5) -> tuple[dict, dict]:
     rng = np.random.default_rng(seed)
@@ -381,7 +461,7 @@ def iemocap_data(seed: int = 0, t: int = 5) -> tuple[dict, dict]:
 def test_mult_iemocap_roundtrip(tmp_path: Path) -> None:
     data, classes = iemocap_data()
     path = dump(data, tmp_path / "iemocap_data.pkl", protocol=2)
-    ds = load_mult_iemocap(path)
+    ds = load_mult_pickle(path)
     assert (ds.name, ds.kind, ds.aligned, ds.class_names, ds.task) == (
         "iemocap", "iemocap", True, IEMOCAP_EMOTIONS, "classification"
     )
@@ -402,7 +482,7 @@ def test_mult_iemocap_bad_label_shape(tmp_path: Path, shape: tuple[int, ...]) ->
     data["valid"]["labels"] = np.zeros(shape, dtype=np.float32)
     path = dump(data, tmp_path / "iemocap_data.pkl")
     with pytest.raises(DataFormatError, match=re.escape(f"{path} [valid] key 'labels'") + ".*" + re.escape(f"got shape {shape}")):
-        load_mult_iemocap(path)
+        load_mult_pickle(path)
 
 
 def test_mult_iemocap_not_one_hot(tmp_path: Path) -> None:
@@ -410,7 +490,7 @@ def test_mult_iemocap_not_one_hot(tmp_path: Path) -> None:
     data["test"]["labels"][2, 1] = [1.0, 1.0]
     path = dump(data, tmp_path / "iemocap_data.pkl")
     with pytest.raises(DataFormatError, match=re.escape("[test] key 'labels': labels[2, 1] = [1.0, 1.0] is not one-hot")):
-        load_mult_iemocap(path)
+        load_mult_pickle(path)
 
 
 def test_mult_iemocap_missing_key(tmp_path: Path) -> None:
@@ -418,7 +498,7 @@ def test_mult_iemocap_missing_key(tmp_path: Path) -> None:
     del data["train"]["labels"]
     path = dump(data, tmp_path / "iemocap_data.pkl")
     with pytest.raises(DataFormatError, match=re.escape(f"{path} [train] key 'labels': missing")):
-        load_mult_iemocap(path)
+        load_mult_pickle(path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,6 +580,9 @@ def test_csd_roundtrip_join_pad_split(tmp_path: Path) -> None:
                 assert (sp.features(m)[i, t:] == 0).all()  # padded at the end
             assert sp.labels[i] == pytest.approx(float(raw["labels"][seg][:, 0].mean()))
     assert ds["train"].labels[ds["train"].ids.index("vidA[1]")] == pytest.approx(float(raw["labels"]["vidA[1]"].mean()))  # (3, 1) labels → mean
+    assert ds.describe_features() == ("CMU-SDK .csd: text CMU_MOSI_TimestampedWordVectors 6-d, "
+                                      "audio CMU_MOSI_COVAREP 5-d, vision CMU_MOSI_Visual_Facet_41 4-d")
+    assert ds.padding["train"] == {"text": "end", "audio": "end", "vision": "end"} and ds.replaced == {}
 
 
 def test_csd_aligned_and_max_len(tmp_path: Path) -> None:
@@ -598,3 +681,7 @@ def test_csd_non_finite_features_zeroed(tmp_path: Path) -> None:
     assert inf_warnings == [f"{cov} [train] key 'audio': replaced 5 non-finite values (NaN/inf) by 0"]
     i = ds["train"].ids.index("vidB[0]")
     assert (ds["train"].audio[i] == 0).all()
+    assert ds.replaced == {"train": {"audio": 5}}
+    message = re.escape(f"{cov} [train] key 'audio': 5 non-finite values (NaN/inf), the first in sample {i}")
+    with pytest.raises(DataFormatError, match=message), pytest.warns(UserWarning, match="dropped"):
+        load_csd_dataset(paths["text"], cov, paths["vision"], paths["labels"], splits=FOLDS, strict=True)

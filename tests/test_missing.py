@@ -485,6 +485,45 @@ def test_mixed_rate_parameter(long_split):
     assert np.mean(rates[partial] > 0.3) < 0.01
 
 
+def _draw_kinds(split, out):
+    """Per sample: is some modality absent entirely, and is some present modality partly dropped."""
+    absent = np.zeros(len(split), dtype=bool)
+    partial = np.zeros(len(split), dtype=bool)
+    for m in MODALITIES:
+        keep, valid = out.keep[m].numpy(), valid_of(split, m)
+        absent |= ~keep.any(1)
+        partial |= keep.any(1) & ~(keep == valid).all(1)
+    return absent, partial
+
+
+def test_mixed_combined_adds_subsets_with_frame_dropping(long_split):
+    """``mixed`` never drops frames inside a subset; ``mixed:P:combined`` does for ~1/3 of samples,
+    and keeps the frame-only and subset-only draws at ~1/3 each."""
+    for spec, both_share in (("mixed:0.9", 0.0), ("mixed:0.9:combined", 1 / 3)):
+        out = mask_batch(full_batch(long_split), spec, torch.Generator().manual_seed(2))
+        absent, partial = _draw_kinds(long_split, out)
+        both = absent & partial
+        # a subset with frame drops: all three kinds are possible only in the combined draw
+        assert abs(both.mean() - both_share * 6 / 7 * 0.99) < 0.04, (spec, both.mean())
+        assert abs((partial & ~absent).mean() - (1 / 2 if both_share == 0 else 1 / 3 + 1 / 3 / 7)) < 0.04
+    assert parse_protocol("mixed:0.5:combined").spec == "mixed:0.5:combined"
+
+
+def test_protocol_summary_matches_the_definitions(long_split):
+    from msa_lib.missing import protocol_summary
+
+    complete = protocol_summary(long_split, "complete")
+    assert complete == {"P(view complete)": 1.0, "P(no text)": 0.0, "mean drop rate": 0.0}
+    frame = protocol_summary(long_split, "frame:0.3")
+    assert abs(frame["mean drop rate"] - 0.3) < 0.01 and frame["P(view complete)"] == 0.0
+    mixed = protocol_summary(long_split, "mixed")
+    # half the views are subsets: 1/7 of them complete, 3/7 without text; frame halves drop ~U(0, .9)
+    assert abs(mixed["P(view complete)"] - 0.5 / 7) < 0.02
+    assert abs(mixed["P(no text)"] - 0.5 * 3 / 7) < 0.03
+    # frame views drop E[r] = 0.45; a subset view drops each modality with probability 3/7
+    assert abs(mixed["mean drop rate"] - (0.5 * 0.45 + 0.5 * 3 / 7)) < 0.03
+
+
 # --------------------------------------------------------------------------------------------
 # mask_batch
 # --------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def tiny_split(n: int, name: str, rng: np.random.Generator) -> MSASplit:
 def tiny_dataset(seed: int = 0) -> MSADataset:
     rng = np.random.default_rng(seed)
     splits = {name: tiny_split(n, name, rng) for name, n in (("train", 12), ("valid", 8), ("test", 9))}
-    return MSADataset(name="tiny", kind="mosi", splits=splits, aligned=True, source="tiny")
+    return MSADataset(name="tiny", kind="mosi", splits=splits, source="tiny")
 
 
 def spec(**kw) -> RunSpec:
@@ -191,11 +191,11 @@ def test_real_data_is_identified_by_content_not_path_or_name(tmp_path):
     sb = spec(dataset="MOSI (my copy)", data_options={"data_path": str(b)})
     assert sa.key == sb.key  # neither the path string nor the display name is part of the key
     assert data_identity("mosi", {"data_path": str(a)}) == {"sha256": hashlib.sha256(b"same bytes").hexdigest(),
-                                                            "bytes": 10, "format": "mmsa"}
-    # the file name picks the reader (load_dataset reads "*iemocap*.pkl" as a MulT IEMOCAP pickle)
+                                                            "bytes": 10, "format": "pkl"}
+    # the suffix names the format (a pickle's content picks its reader); other bytes, another key
     c = tmp_path / "iemocap_data.pkl"
-    c.write_bytes(b"same bytes")
-    assert data_identity("iemocap", {"data_path": str(c)})["format"] == "mult-iemocap"
+    c.write_bytes(b"other bytes")
+    assert data_identity("iemocap", {"data_path": str(c)})["format"] == "pkl"
     assert spec(data_options={"data_path": str(c)}).key != sa.key
     # size / seed options mean nothing for a file (load_dataset ignores them)
     assert spec(data_options={"data_path": str(a), "seed": 4}).key == sa.key

@@ -49,7 +49,7 @@ def tiny_dataset(n_train: int = 12, n_valid: int = 10, n_test: int = 10, seed: i
     rng = np.random.default_rng(seed)
     splits = {name: tiny_split(n, name, rng) for name, n in
               (("train", n_train), ("valid", n_valid), ("test", n_test))}
-    return MSADataset(name="tiny", kind="mosi", splits=splits, aligned=True, source="tiny")
+    return MSADataset(name="tiny", kind="mosi", splits=splits, source="tiny")
 
 
 def pooled(batch: Batch) -> torch.Tensor:

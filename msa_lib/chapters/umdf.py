@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..models.umdf import DFIM_WEIGHTINGS, UMDFConfig
 from ..experiments import ChapterRun, DatasetRuns, Profile, data_options, frame_protocols, run_chapter, settings_row, \
     subset_protocols, train_once_specs
 from ..results import RunSpec
@@ -73,6 +74,37 @@ VARIANTS: dict[str, dict] = {
 MAIN_VARIANTS: tuple[str, ...] = ("UMDF", NO_DISTILLATION)
 TFN_PROTOCOLS: tuple[str, ...] = ("complete", TRAIN_PROTOCOL)
 
+#: Readings of what the paper leaves open, each one switch away from the default UMDF (the chapter
+#: page's table of open choices says where each is measured): the other DFIM weightings, the
+#: paired reading of L_fea, f_y with the head's dropout in L_logits.
+READINGS: dict[str, dict] = {
+    **{f"UMDF, DFIM {w}": {"dfim_weighting": w} for w in DFIM_WEIGHTINGS if w != UMDFConfig.dfim_weighting},
+    "UMDF, L_fea paired": {"fea_reading": "paired"},
+    "UMDF, f_y with dropout": {"logits_dropout": True},
+}
+#: Training distributions other than :data:`TRAIN_PROTOCOL`: a lower maximum frame rate, and the
+#: draw that also drops frames inside a subset (Fig. 6's test condition is such a view).
+TRAINING_READINGS: dict[str, str] = {
+    "UMDF, trained on mixed:0.5": "mixed:0.5",
+    "UMDF, trained on mixed:0.9:combined": "mixed:0.9:combined",
+}
+#: Every UMDF variant a spec can name: model-config overrides (training readings use the default).
+ALL_VARIANTS: dict[str, dict] = {**VARIANTS, **READINGS, **{k: {} for k in TRAINING_READINGS}}
+
+
+def parse_lambdas(lambdas: str) -> dict[str, float] | None:
+    """``"0.1,1"`` -> {"fea": 0.1, "logits": 1.0} (λ1 for L_fea, λ2 for L_logits); "" -> None (the
+    settings row's default, :data:`LOSS_WEIGHTS`)."""
+    if not str(lambdas).strip():
+        return None
+    try:
+        l1, l2 = (float(x) for x in str(lambdas).split(","))
+    except ValueError:
+        raise ValueError(f"lambdas must be two numbers 'λ1,λ2' (L_fea, L_logits weights), got {lambdas!r}") from None
+    if min(l1, l2) < 0:
+        raise ValueError(f"lambdas must be >= 0, got {lambdas!r}")
+    return {"fea": l1, "logits": l2}
+
 
 def model_setup(model: str, row: str, profile: Profile, loss_weights: dict[str, float] | None = None
                 ) -> tuple[dict, dict]:
@@ -91,21 +123,23 @@ def model_setup(model: str, row: str, profile: Profile, loss_weights: dict[str, 
 
 
 def specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int], settings: str = "",
-          variants: tuple[str, ...] = MAIN_VARIANTS, with_tfn: bool = True) -> list[RunSpec]:
-    """The chapter's runs on one dataset: each variant trained once per seed on ``mixed``, and
-    (``with_tfn``) the baselines chapter's TFN trained on each of :data:`TFN_PROTOCOLS`; all tested
-    under :data:`EVALS`. Every UMDF page builds its runs here, so pages share runs through the
-    results store."""
-    unknown = [v for v in variants if v not in VARIANTS]
+          variants: tuple[str, ...] = MAIN_VARIANTS, with_tfn: bool = True, lambdas: str = "") -> list[RunSpec]:
+    """The chapter's runs on one dataset: each variant trained once per seed (on ``mixed``, or on
+    its own distribution for :data:`TRAINING_READINGS`), and (``with_tfn``) the baselines chapter's
+    TFN trained on each of :data:`TFN_PROTOCOLS`; all tested under :data:`EVALS`. ``lambdas``
+    ("λ1,λ2") overrides the settings row's loss weights. Every UMDF page builds its runs here, so
+    pages share runs through the results store."""
+    unknown = [v for v in variants if v not in ALL_VARIANTS]
     if unknown:
-        raise ValueError(f"unknown UMDF variant(s) {unknown}; choose from {list(VARIANTS)}")
+        raise ValueError(f"unknown UMDF variant(s) {unknown}; choose from {list(ALL_VARIANTS)}")
     row = settings_row(NAME, SETTINGS, dataset, settings)
-    model_cfg, train_cfg = model_setup("umdf", row, profile)
+    model_cfg, train_cfg = model_setup("umdf", row, profile, parse_lambdas(lambdas))
     out = []
     for variant in variants:
-        out += train_once_specs("umdf", dataset, seeds, TRAIN_PROTOCOL, EVALS, label=variant,
-                                model_config={**model_cfg, **VARIANTS[variant]}, train_config=train_cfg,
-                                data_options=data_options(dataset, data_path, profile), save_outputs=(TSNE_PROTOCOL,))
+        out += train_once_specs("umdf", dataset, seeds, TRAINING_READINGS.get(variant, TRAIN_PROTOCOL), EVALS,
+                                label=variant, model_config={**model_cfg, **ALL_VARIANTS[variant]},
+                                train_config=train_cfg, data_options=data_options(dataset, data_path, profile),
+                                save_outputs=(TSNE_PROTOCOL,))
     if with_tfn:
         for protocol in TFN_PROTOCOLS:
             out += baselines.tfn_specs(dataset, data_path, profile, seeds, row, EVALS, (TSNE_PROTOCOL,),
@@ -119,10 +153,20 @@ def paper_dataset(item: DatasetRuns) -> str:
     return settings_row(NAME, SETTINGS, item.name, item.settings).upper()
 
 
-def setting_text(profile: Profile) -> str:
+def lambda_text(lambdas: str = "") -> str:
+    """Which λ1, λ2 the runs used and where they came from."""
+    given = parse_lambdas(lambdas)
+    if given:
+        return f"λ1, λ2 = ({given['fea']:g}, {given['logits']:g}), given as the `lambdas` parameter"
+    pairs = ", ".join(f"({w['fea']:g}, {w['logits']:g}) on {r.upper()}" for r, w in LOSS_WEIGHTS.items())
+    return (f"λ1, λ2 = {pairs}: the library's defaults, chosen on synthetic validation data (the paper does not "
+            f"report them; re-choose on your data with `umdf_lambda.ipynb`)")
+
+
+def setting_text(profile: Profile, lambdas: str = "") -> str:
     """Which UMDF setting a profile runs, for captions."""
     heads = "/".join(str(SETTINGS[r]["n_heads"]) for r in SETTINGS)
-    lam = "λ1, λ2 = " + ", ".join(f"({w['fea']:g}, {w['logits']:g}) on {r.upper()}" for r, w in LOSS_WEIGHTS.items())
+    lam = lambda_text(lambdas)
     paper = f"d={SETTINGS['mosi']['d']}, {SETTINGS['mosi']['n_layers']} MCIM layers, {heads} heads on {'/'.join(SETTINGS).upper()}"
     if not profile.cpu_budget:
         return f"the paper's setting ({paper}; {lam})"
@@ -133,35 +177,51 @@ def setting_text(profile: Profile) -> str:
 
 def run(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seeds: str = "",
         device: str = "auto", results_dir: str = "", settings: str = "", variants: tuple[str, ...] = MAIN_VARIANTS,
-        with_tfn: bool = True) -> ChapterRun:
+        with_tfn: bool = True, lambdas: str = "") -> ChapterRun:
     """Build, train (what the store lacks) and load the chapter's runs on each dataset."""
     def make(name, path, prof, seed_list, choice, data):
-        return specs(name, path, prof, seed_list, choice, tuple(variants), with_tfn)
+        return specs(name, path, prof, seed_list, choice, tuple(variants), with_tfn, lambdas)
 
-    return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
+    return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings,
+                       lambda prof: setting_text(prof, lambdas))
+
+
+def _validation_sweep(choices: dict[str, tuple[dict, dict | None]], dataset: str, data_path: str, profile: str,
+                      seed: int, device: str, results_dir: str, settings: str) -> pd.DataFrame:
+    """One UMDF run per choice (label -> (model-config overrides, loss weights or None)), ranked
+    by validation score: :func:`~msa_lib.experiments.validation_sweep`."""
+    from ..experiments import get_profile, open_store, validation_sweep
+
+    prof = get_profile(profile)
+    row = settings_row(NAME, SETTINGS, dataset, settings)
+    specs_by_choice = {}
+    for label, (overrides, weights) in choices.items():
+        model_cfg, train_cfg = model_setup("umdf", row, prof, weights)
+        specs_by_choice[label] = train_once_specs(
+            "umdf", dataset, [seed], TRAIN_PROTOCOL, (), label=f"UMDF {label}", model_config={**model_cfg, **overrides},
+            train_config=train_cfg, data_options=data_options(dataset, data_path or None, prof))[0]
+    return validation_sweep(specs_by_choice, open_store(results_dir), device)
 
 
 def lambda_sweep(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seed: int = 1,
                  device: str = "auto", results_dir: str = "", settings: str = "",
                  grid: tuple[tuple[float, float], ...] = LAMBDA_GRID) -> pd.DataFrame:
     """Validation score of UMDF for each (lambda_1, lambda_2) in ``grid`` (one seed; the test split
-    is never read), best first: :func:`~msa_lib.experiments.validation_sweep` with columns
-    ``lambda_1``, ``lambda_2``."""
-    from ..experiments import get_profile, open_store, validation_sweep
+    is never read), best first, with columns ``lambda_1``, ``lambda_2``."""
+    choices = {f"λ=({l1:g}, {l2:g})": ({}, {"fea": l1, "logits": l2}) for l1, l2 in grid}
+    table = _validation_sweep(choices, dataset, data_path, profile, seed, device, results_dir, settings)
+    pairs = pd.DataFrame([{"lambda_1": w["fea"], "lambda_2": w["logits"]} for _, w in
+                          (choices[c] for c in table.pop("choice"))])
+    return pd.concat([pairs, table], axis=1)
 
-    prof = get_profile(profile)
-    row = settings_row(NAME, SETTINGS, dataset, settings)
-    choices = {}
-    for l1, l2 in grid:
-        model_cfg, train_cfg = model_setup("umdf", row, prof, {"fea": l1, "logits": l2})
-        choices[f"{l1:g},{l2:g}"] = train_once_specs(
-            "umdf", dataset, [seed], TRAIN_PROTOCOL, (), label=f"UMDF λ=({l1:g}, {l2:g})", model_config=model_cfg,
-            train_config=train_cfg, data_options=data_options(dataset, data_path or None, prof))[0]
-    table = validation_sweep(choices, open_store(results_dir), device)
-    pairs = table.pop("choice").str.split(",", expand=True).astype(float)
-    table.insert(0, "lambda_2", pairs[1])
-    table.insert(0, "lambda_1", pairs[0])
-    return table
+
+def dfim_sweep(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seed: int = 1,
+               device: str = "auto", results_dir: str = "", settings: str = "") -> pd.DataFrame:
+    """Validation score of UMDF for each DFIM weighting (one seed, validation only), best first: how
+    the default ``UMDFConfig.dfim_weighting`` was chosen."""
+    choices = {w: ({"dfim_weighting": w}, None) for w in DFIM_WEIGHTINGS}
+    table = _validation_sweep(choices, dataset, data_path, profile, seed, device, results_dir, settings)
+    return table.rename(columns={"choice": "DFIM weighting"})
 
 
 def settings_table() -> pd.DataFrame:
@@ -177,6 +237,80 @@ def settings_table() -> pd.DataFrame:
                          "epochs": train["epochs"], "λ1 (L_fea)": train["loss_weights"]["fea"],
                          "λ2 (L_logits)": train["loss_weights"]["logits"]})
     return pd.DataFrame(rows).set_index(["dataset", "profile"])
+
+
+# ---------------------------------------------------------------------------------------------
+# what the paper leaves open: one table on the chapter page
+# ---------------------------------------------------------------------------------------------
+
+def open_choices() -> pd.DataFrame:
+    """Every choice the paper leaves open (or where we differ): the paper's words, our default, the
+    alternatives, and where the book measures them. Defaults are read from the code."""
+    cfg = UMDFConfig()
+    others = lambda values, default: ", ".join(f"`{v}`" for v in values if v != default)  # noqa: E731
+    lam = "; ".join(f"{r.upper()} ({w['fea']:g}, {w['logits']:g})" for r, w in LOSS_WEIGHTS.items())
+    rows = [
+        ("DFIM frame-level self-enhancement", "“Matrix multiplication of M_k with H_k yields the self-enhanced "
+         "representation” (M_k = softmax of a score per frame)", f"`dfim_weighting={cfg.dfim_weighting!r}`, chosen "
+         "on validation (`umdf.dfim_sweep`)", others(DFIM_WEIGHTINGS, cfg.dfim_weighting) + " (`M⊙H` shrinks each "
+         "frame by ~1/T; `scaled` keeps the scale; `pooled` = Mᵀ H, one vector)",
+         "ablation page: readings table; validation sweep"),
+        ("L_fea, Eq. 3", "“L_fea = (1/n) Σᵢ D̂(h_a, h_b)” with D̂ the MMD of Eq. 2", f"`fea_reading={cfg.fea_reading!r}`: "
+         "one MMD between the batch samples of h_a and h_b", "`paired`: mean over samples of the kernel distance "
+         "between h_a,i and h_b,i", "ablation page: readings table"),
+        ("MMD kernel", "“Gaussian kernel” (no bandwidth)", f"{cfg.kernel_num} Gaussian kernels, bandwidths "
+         f"×{cfg.kernel_mul:g} around the mean pairwise squared distance (multi-kernel MMD, DAN)",
+         "`kernel_num`, `kernel_mul`", "not measured"),
+        ("f_y and dropout in L_logits", "“f_y(h_a)”, “f_y(h_b)” — no word on dropout",
+         f"the prediction head without its dropout (`logits_dropout={cfg.logits_dropout}`): identical views give "
+         "L_logits = 0", "`logits_dropout=True` (the head's dropout makes L_logits partly a dropout-consistency "
+         "term); `share_logit_head=False` (own FC layer)", "ablation page: readings table"),
+        ("λ1, λ2", "“λ1 and λ2 are the weights” — no values", f"per settings row: {lam} (synthetic validation)",
+         "the `lambdas` parameter of every UMDF page; `umdf.LAMBDA_GRID`", "λ sweep page (validation only)"),
+        ("Training missingness", "“two heterogeneous modality-missing versions (including the modality-complete "
+         "case)” per sample", f"`{TRAIN_PROTOCOL}`: frame dropping with r ~ U(0, 0.9) or one of the 7 subsets, "
+         "½ each", ", ".join(f"`{p}`" for p in TRAINING_READINGS.values()) + " (a subset with frames dropped "
+         "inside it, as in Fig. 6's test condition)", "ablation page: training distribution table"),
+        ("Epochs and selection", "epochs {100, 30, 40}; “hyper-parameters are determined via the validation set”",
+         "`paper` profile: every epoch, the best validation epoch kept; `smoke`/`book`: early stopping on "
+         "validation", "`patience` in the train config", "not measured (the book profile's budget)"),
+        ("Crossmodal attention, Eq. 7", "CA = softmax(X_t W_Q W_Kᵀ X_sᵀ/√d_k) X_s W_V (no output projection)",
+         "`nn.MultiheadAttention`, which adds an output projection W_O after the heads", "none implemented",
+         "not measured"),
+        ("Which representation Fig. 6 plots", "“the joint multimodal representations”", "h_k, the last element "
+         "of H_k (what L_fea distils)", "the last element of H̄ (the head's input; `representation='h_bar'`)",
+         "t-SNE page (`representation` parameter)"),
+        ("Absent modality", "“raw features at the modality missing positions are replaced by zero vectors”",
+         "a dropped frame is zeroed; an absent modality is zeroed whole, padding included", "—",
+         "protocols page"),
+        ("Table 3's full-model row", "not readable in the extracted text", "Table 1's MOSI F1 row of UMDF stands in",
+         "—", "ablation page (shaded column)"),
+    ]
+    return pd.DataFrame(rows, columns=["choice", "paper's words", "our default", "alternatives",
+                                       "measured"]).set_index("choice")
+
+
+def readings_table(item: DatasetRuns) -> pd.DataFrame:
+    """One row per UMDF variant of ``item``: its validation score (what a choice is made on), and
+    on test the complete condition, the Avg of the six missing conditions and Fig. 6's condition;
+    mean ± std over seeds. Runs that did not train are left out."""
+    from ..metrics import format_mean_std
+    from ..report import seed_values
+
+    valid = pd.DataFrame([{"variant": r["spec"]["label"], "seed": r["spec"]["seed"], **r["valid"]}
+                          for r in item.records if r["spec"]["model"] == "umdf" and not r["health"]["degenerate"]])
+    select = item.records[0]["health"]["select_metric"]
+    results = item.verdict_results
+    columns = {f"valid {select}": valid.pivot_table(index="seed", columns="variant", values=select)}
+    for metric in ("F1_non0", "MAE"):
+        columns[f"complete {metric}"] = seed_values(results, metric, "complete")
+        columns[f"Avg {metric}"] = seed_values(results, metric)
+    columns["{l}, p=0.5 F1_non0"] = seed_values(results, "F1_non0", TSNE_PROTOCOL)
+    order = [v for v in dict.fromkeys(s.label for s in item.specs) if v in valid["variant"].unique()]
+    table = pd.DataFrame({name: [format_mean_std(name.split()[-1], v[c].mean(), v[c].std()) if c in v else "–"
+                                 for c in order] for name, v in columns.items()}, index=order)
+    table.insert(1, "training", [TRAINING_READINGS.get(v, TRAIN_PROTOCOL) for v in order])
+    return table.rename_axis("variant")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,14 +415,61 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
     return table
 
 
-def sweep_text(sweep: pd.DataFrame, item: DatasetRuns, seed: int) -> str:
-    """The λ sweep's caption: which pair the pages ran with for this dataset's settings row, and
-    whether the validation split of this data agrees."""
-    row = settings_row(NAME, SETTINGS, item.name, item.settings)
+def parse_grid(grid: str, row: str) -> tuple[tuple[float, float], ...]:
+    """The λ grid a sweep runs: "page" (the row's default against λ1 = 1, :data:`PAGE_LAMBDA_GRID`),
+    "full" (:data:`LAMBDA_GRID`) or explicit pairs "0.1,0.1;1,0.1"."""
+    if grid in ("", "page"):
+        return PAGE_LAMBDA_GRID[row]
+    if grid == "full":
+        return LAMBDA_GRID
+    pairs = tuple(parse_lambdas(pair) for pair in grid.split(";") if pair.strip())
+    if not pairs or None in pairs:
+        raise ValueError(f"grid must be 'page', 'full' or pairs like '0.1,0.1;1,0.1'; got {grid!r}")
+    return tuple((w["fea"], w["logits"]) for w in pairs)
+
+
+def lambda_sweeps(dataset: str = "synthetic:mosi,synthetic:iemocap", data_path: str = "", settings: str = "",
+                  profile: str = "smoke", seed: str = "", device: str = "auto", results_dir: str = "",
+                  grid: str = "page") -> list[tuple[pd.DataFrame, str]]:
+    """Per dataset of a comma-separated list: the λ sweep on validation (:func:`lambda_sweep`) and
+    its caption (which pair the pages use, whether this data agrees, the data)."""
+    from ..data import load_dataset
+    from ..experiments import dataset_paths, get_profile, parse_seeds
+    from ..report import data_caption
+
+    prof = get_profile(profile)
+    first_seed = parse_seeds(seed or prof.seeds)[0]
+    pairs = dataset_paths(dataset, data_path)
+    choices = [c.strip() for c in settings.split(",")] if settings else [""] * len(pairs)
+    if len(choices) == 1:
+        choices = choices * len(pairs)
+    out = []
+    for (name, path), choice in zip(pairs, choices):
+        row = settings_row(NAME, SETTINGS, name, choice)
+        sweep = lambda_sweep(name, path or "", profile, first_seed, device, results_dir, choice,
+                             grid=parse_grid(grid, row))
+        data = load_dataset(name, **data_options(name, path, prof))
+        out.append((sweep, sweep_text(sweep, row, first_seed, data_caption(data))))
+    return out
+
+
+def sweep_text(sweep: pd.DataFrame, row: str, seed: int, caption: str) -> str:
+    """The λ sweep's caption: which pair the pages ran with for this settings row, and whether the
+    validation split of this data agrees."""
     default = (LOSS_WEIGHTS[row]["fea"], LOSS_WEIGHTS[row]["logits"])
     best = (float(sweep["lambda_1"].iloc[0]), float(sweep["lambda_2"].iloc[0]))
-    agree = " — the default." if best == default else " — not the default; choose it for your data."
-    return (f"**λ sweep** (validation only, seed {seed}; *trained* says whether the run beat the input-blind "
-            f"predictor). The pages ran with the library's default for {row.upper()}, λ₁ = {default[0]:g}, "
-            f"λ₂ = {default[1]:g}; on this data the best pair on validation is λ₁ = {best[0]:g}, λ₂ = {best[1]:g}"
-            f"{agree} {item.caption}")
+    agree = (" — the default." if best == default else
+             f" — not the default: re-run the pages with `-p lambdas {best[0]:g},{best[1]:g}`.")
+    return (f"**λ sweep, {row.upper()} settings** (validation only, seed {seed}; *trained* says whether the run beat "
+            f"the input-blind predictor). The pages run with the library's default for {row.upper()}, "
+            f"λ₁ = {default[0]:g}, λ₂ = {default[1]:g}; on this data the best pair on validation is λ₁ = {best[0]:g}, "
+            f"λ₂ = {best[1]:g}{agree} {caption}")
+
+
+def representation_key(model: str, representation: str) -> str:
+    """The stored array a t-SNE figure plots: for UMDF ``"h_k"`` (the model's ``representation``)
+    or ``"h_bar"`` (``representation_h_bar``); other models have one joint representation."""
+    if representation not in ("h_k", "h_bar"):
+        raise ValueError(f"representation must be 'h_k' (the last element of H_k) or 'h_bar' (of H-bar); "
+                         f"got {representation!r}")
+    return "representation_h_bar" if model == "umdf" and representation == "h_bar" else "representation"

@@ -4,29 +4,38 @@
 
 * no ``data_path`` → the embedded synthetic preset named by ``dataset`` (``synthetic:mosi``,
   ``synthetic:mosei``, ``synthetic:sims``, ``synthetic:iemocap``), scaled by ``size``;
-* ``*.pkl`` → an MMSA pickle (``aligned_50.pkl``, ``unaligned_50.pkl``, ``unaligned_39.pkl``), or a
-  MulT-style IEMOCAP pickle when the file name contains "iemocap";
+* ``*.pkl`` → :func:`load_pickle`: the pickle's content picks the loader (keys of its train split):
+  ``regression_labels`` → an MMSA pickle (``aligned_50.pkl``, ``unaligned_50.pkl``,
+  ``unaligned_39.pkl``; :mod:`.mmsa`), ``labels`` → a MulT pickle (``mosi_data.pkl``,
+  ``mosei_senti_data.pkl``, ``iemocap_data.pkl``, ...; :mod:`.mult`);
 * ``*.json`` → a manifest naming four CMU-SDK ``.csd`` files (``text``, ``audio``, ``vision``,
   ``labels``; paths relative to the manifest), optional ``splits`` (split → video ids),
   ``name``, ``kind`` and ``max_len``.
+
+The suffix → format rule is :func:`.identity.data_format` (run identities use it too). Every
+loaded dataset is post-padded and records ``padding``, ``replaced``, ``feature_names`` and
+``file_format`` (:meth:`MSADataset.describe_features` renders the last two as one line).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from .container import IEMOCAP_EMOTIONS, MODALITIES, DataFormatError, MSADataset, MSASplit
+from .container import IEMOCAP_EMOTIONS, MODALITIES, DataFormatError, MSADataset, MSASplit, where
 from .csd import load_csd_dataset, read_csd
-from .iemocap import load_mult_iemocap
-from .mmsa import load_mmsa_pickle
+from .identity import DATA_FORMATS, data_format
+from .mmsa import _split_dict, load_mmsa_pickle, mmsa_dataset, top_level
+from .mult import load_mult_pickle, mult_dataset
+from .padding import SIDES, PaddingOption, padding_option
 from .safe_pickle import UnsafePickleError, safe_load
 from .synthetic import PRESETS, make_synthetic
 
 CSD_MANIFEST_KEYS = {"text", "audio", "vision", "labels", "splits", "name", "kind", "max_len"}
 
 
-def load_csd_manifest(path: str | Path) -> MSADataset:
-    """Load four CMU-SDK computational sequences named by a JSON manifest."""
+def load_csd_manifest(path: str | Path, strict: bool = False) -> MSADataset:
+    """Load four CMU-SDK computational sequences named by a JSON manifest (``strict``: refuse NaN/inf)."""
     path = Path(path)
     try:
         manifest = json.loads(path.read_text())
@@ -39,21 +48,70 @@ def load_csd_manifest(path: str | Path) -> MSADataset:
                               f"valid keys: {sorted(CSD_MANIFEST_KEYS)}")
     files = {k: str(path.parent / manifest[k]) for k in ("text", "audio", "vision", "labels")}
     options = {k: manifest[k] for k in ("splits", "name", "kind", "max_len") if k in manifest}
-    return load_csd_dataset(**files, **options)
+    return load_csd_dataset(**files, **options, strict=strict)
+
+
+def load_pickle(path: str | os.PathLike[str], name: str | None = None, padding: PaddingOption = None,
+                strict: bool = False) -> MSADataset:
+    """Load an MMSA or a MulT pickle, chosen by its content: the train split's keys hold
+    ``regression_labels`` (MMSA) or ``labels`` (MulT). The file is unpickled once, safely.
+
+    ``name`` / ``padding`` / ``strict`` as in :func:`.mmsa.load_mmsa_pickle` and
+    :func:`.mult.load_mult_pickle` (each loader's default name).
+    """
+    padding_option(padding)  # a bad argument fails before the file is read
+    src = os.fspath(path)
+    top = top_level(safe_load(src), src)
+    keys = sorted(map(str, _split_dict(top["train"], src, "train", ())))
+    if "regression_labels" in keys:
+        return mmsa_dataset(top, src, name, padding, strict)
+    if "labels" in keys:
+        return mult_dataset(top, src, name, padding, strict)
+    raise DataFormatError(
+        f"{where(src, 'train', 'regression_labels')}: missing, and so is 'labels': the train split holds neither "
+        f"MMSA's 'regression_labels' nor MulT's 'labels' (keys present: {keys})"
+    )
 
 
 def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, size: float = 1.0,
-                 seed: int = 0, max_len: int | None = None, eval_samples: int | None = None) -> MSADataset:
-    """The dataset a notebook or CLI run uses: real data from ``data_path`` or the synthetic default."""
+                 seed: int = 0, max_len: int | None = None, eval_samples: int | None = None,
+                 padding: PaddingOption = None, strict: bool = False) -> MSADataset:
+    """The dataset a notebook or CLI run uses: real data from ``data_path`` or the synthetic default.
+
+    Args:
+        dataset: without ``data_path``, the synthetic preset (``synthetic:mosi``, ...).
+        data_path: a ``.pkl`` (MMSA or MulT, told apart by content: :func:`load_pickle`) or a
+            ``.json`` CSD manifest (:func:`load_csd_manifest`).
+        size, seed, max_len, eval_samples: the synthetic draw (:func:`.synthetic.make_synthetic`).
+        padding: for a pickle, override the detected padding side (``"start"``, ``"end"``,
+            ``"none"`` or a dict per modality; :mod:`.padding`); None detects it.
+        strict: refuse NaN/inf features in a file instead of replacing them by 0 (the count
+            replaced is recorded in ``MSADataset.replaced``).
+
+    Raises:
+        FileNotFoundError: ``data_path`` does not exist.
+        DataFormatError: the file is malformed (the message names file, split, key and shape).
+        ValueError: an unknown synthetic preset or ``padding`` value, or ``padding`` for data
+            that is not a pickle.
+    """
+    if padding is not None:
+        padding_option(padding)
     if data_path:
         path = Path(data_path).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"data_path {path} does not exist")
-        if path.suffix == ".json":
-            return load_csd_manifest(path)
-        if path.suffix == ".pkl":
-            return load_mult_iemocap(path) if "iemocap" in path.name.lower() else load_mmsa_pickle(path)
-        raise DataFormatError(f"{path}: unknown data format; expected an MMSA / MulT .pkl or a CSD .json manifest")
+        fmt = data_format(path)
+        if fmt == "pkl":
+            return load_pickle(path, padding=padding, strict=strict)
+        if padding is not None:
+            raise ValueError(f"padding={padding!r} applies to pickles only; {path} is a {fmt} "
+                             f"(the CSD loader pads itself)")
+        if fmt == "csd-manifest":
+            return load_csd_manifest(path, strict=strict)
+        raise DataFormatError(f"{path}: unknown data format; expected one of {sorted(DATA_FORMATS)} "
+                              f"(an MMSA / MulT .pkl or a CSD .json manifest)")
+    if padding is not None:
+        raise ValueError(f"padding={padding!r} applies to data files; the synthetic data is post-padded already")
     prefix, _, preset = str(dataset).partition(":")
     if prefix != "synthetic" or preset not in PRESETS:
         raise ValueError(f"dataset {dataset!r} needs a data_path; without one use one of "
@@ -62,7 +120,7 @@ def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, 
 
 
 __all__ = [
-    "DataFormatError", "IEMOCAP_EMOTIONS", "MODALITIES", "MSADataset", "MSASplit", "PRESETS", "UnsafePickleError",
-    "load_csd_dataset", "load_csd_manifest", "load_dataset", "load_mmsa_pickle", "load_mult_iemocap",
-    "make_synthetic", "read_csd", "safe_load",
+    "DataFormatError", "IEMOCAP_EMOTIONS", "MODALITIES", "MSADataset", "MSASplit", "PRESETS", "SIDES",
+    "UnsafePickleError", "load_csd_dataset", "load_csd_manifest", "load_dataset", "load_mmsa_pickle",
+    "load_mult_pickle", "load_pickle", "make_synthetic", "read_csd", "safe_load",
 ]

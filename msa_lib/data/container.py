@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Mapping
 
 import numpy as np
 
@@ -26,8 +26,15 @@ def where(source: str, split: str, key: str) -> str:
     return f"{source or '<memory>'} [{split or '?'}] key '{key}'"
 
 
-def sanitize_features(arr: np.ndarray, source: str, split: str, key: str) -> np.ndarray:
-    """Cast a feature array to float32 and replace NaN/inf by 0, warning once with the count."""
+def sanitize_features(arr: np.ndarray, source: str, split: str, key: str,
+                      strict: bool = False) -> tuple[np.ndarray, int]:
+    """Cast a feature array (N, ...) to float32 and replace NaN/inf by 0 (MMSA's convention for
+    COVAREP's -inf), warning once with the count. Returns the array and the number replaced.
+
+    Raises:
+        DataFormatError: the array is not numeric, or ``strict`` and it holds NaN/inf (the message
+            names the count and the first sample that holds one).
+    """
     try:
         out = np.asarray(arr, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -35,12 +42,24 @@ def sanitize_features(arr: np.ndarray, source: str, split: str, key: str) -> np.
     bad = ~np.isfinite(out)
     n_bad = int(bad.sum())
     if n_bad:
+        first = int(np.argmax(bad.reshape(len(bad), -1).any(axis=1))) if bad.ndim > 1 else int(np.argmax(bad))
+        if strict:
+            raise DataFormatError(
+                f"{where(source, split, key)}: {n_bad} non-finite values (NaN/inf), the first in sample {first} "
+                f"(shape {out.shape}); strict loading refuses them (strict=False replaces them by 0)"
+            )
         warnings.warn(
             f"{where(source, split, key)}: replaced {n_bad} non-finite values (NaN/inf) by 0",
             stacklevel=2,
         )
         out = np.where(bad, np.float32(0.0), out)
-    return out
+    return out, n_bad
+
+
+def feature_names(dims: Mapping[str, int], families: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Per modality ``"<family> <d>-d"`` (e.g. ``"GloVe 300-d"``), or ``"<d>-d"`` where no family is known."""
+    families = families or {}
+    return {m: f"{families[m]} {dims[m]}-d" if families.get(m) else f"{dims[m]}-d" for m in MODALITIES}
 
 
 @dataclass
@@ -147,21 +166,49 @@ class MSADataset:
 
     ``kind`` picks the metric family: ``"mosi"`` (MOSI/MOSEI, labels in [-3, 3]), ``"sims"``
     (CH-SIMS, [-1, 1]) or ``"iemocap"`` (4 binary emotions, classification).
+
+    What the loader found, recorded for the run's report:
+
+    * ``padding``: split → modality → the side the file padded on (``"start"``, ``"end"`` or
+      ``"none"``); the arrays here are always post-padded (see :mod:`msa_lib.data.padding`).
+    * ``replaced``: split → modality → how many NaN/inf values were replaced by 0 (nonzero
+      counts only; empty when nothing was replaced).
+    * ``file_format`` (``"MMSA pickle"``, ``"MulT pickle"``, ``"CMU-SDK .csd"``, ``"synthetic"``) and
+      ``feature_names``: modality → e.g. ``"GloVe 300-d"``; :meth:`describe_features` renders both.
+
+    ``aligned`` is computed from the arrays (:attr:`aligned`), never declared by a loader.
     """
 
     name: str
     kind: Literal["mosi", "sims", "iemocap"]
     splits: dict[str, MSASplit]
-    aligned: bool
     source: str
     class_names: tuple[str, ...] | None = None
-    text_special_tokens: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    padding: dict[str, dict[str, str]] = field(default_factory=dict)
+    replaced: dict[str, dict[str, int]] = field(default_factory=dict)
+    feature_names: dict[str, str] = field(default_factory=dict)
+    file_format: str = ""
 
     def __post_init__(self) -> None:
         for s in ("train", "valid", "test"):
             if s not in self.splits:
                 raise DataFormatError(f"{where(self.source, s, s)}: split missing (have {sorted(self.splits)})")
+
+    @property
+    def aligned(self) -> bool:
+        """One sequence length T per split across the three modalities and, per sample, equal
+        lengths across the modalities present (length > 0: a modality of length 0 is absent)."""
+        for sp in self.splits.values():
+            if len({sp.features(m).shape[1] for m in MODALITIES}) != 1:
+                return False
+            lens = np.stack([sp.lengths[m] for m in MODALITIES])
+            present = lens > 0
+            high = np.where(present, lens, 0).max(axis=0)
+            low = np.where(present, lens, high).min(axis=0)
+            if (high != low).any():
+                return False
+        return True
 
     @property
     def task(self) -> Literal["regression", "classification"]:
@@ -178,6 +225,12 @@ class MSADataset:
     @property
     def is_synthetic(self) -> bool:
         return self.source.startswith("synthetic")
+
+    def describe_features(self) -> str:
+        """One line: the file format and each modality's features, e.g.
+        ``"MulT pickle: text GloVe 300-d, audio COVAREP 5-d, vision Facet 20-d"``."""
+        names = {**feature_names(self.dims), **self.feature_names}
+        return f"{self.file_format or 'arrays'}: " + ", ".join(f"{m} {names[m]}" for m in MODALITIES)
 
     def __getitem__(self, split: str) -> MSASplit:
         return self.splits[split]

@@ -20,7 +20,8 @@ from typing import Iterable, Mapping, Union
 import h5py
 import numpy as np
 
-from .container import MODALITIES, DataFormatError, MSADataset, MSASplit, sanitize_features, where
+from .container import MODALITIES, DataFormatError, MSADataset, MSASplit, feature_names, sanitize_features, where
+from .padding import post_padded_sides
 
 __all__ = ["read_csd", "load_csd_dataset", "video_of", "CsdData"]
 
@@ -78,6 +79,11 @@ def read_csd(path: str | os.PathLike[str]) -> CsdData:
             file, the HDF5 key and the shapes.
         FileNotFoundError: ``path`` does not exist.
     """
+    return _read(path)[1]
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[str, CsdData]:
+    """:func:`read_csd`, plus the sequence's root group name (e.g. ``CMU_MOSI_COVAREP``)."""
     src = os.fspath(path)
     if not os.path.exists(src):
         raise FileNotFoundError(f"{src}: no such computational sequence file")
@@ -113,14 +119,16 @@ def read_csd(path: str | os.PathLike[str]) -> CsdData:
         raise
     except (OSError, KeyError, RuntimeError, ValueError) as exc:  # corrupt chunks, broken links
         raise DataFormatError(f"{src}: corrupt HDF5 computational sequence: {type(exc).__name__}: {exc}") from exc
-    return _check_sequence(raw, src, f"{groups[0]}/data/")
+    return groups[0], _check_sequence(raw, src, f"{groups[0]}/data/")
 
 
-def _resolve(obj: CsdSource, role: str) -> tuple[CsdData, str]:
+def _resolve(obj: CsdSource, role: str) -> tuple[CsdData, str, str]:
+    """The sequence, its source for messages, and its root name ("" for an in-memory dict)."""
     if isinstance(obj, Mapping):
         src = f"<{role} sequence>"
-        return _check_sequence(obj, src, ""), src
-    return read_csd(obj), os.fspath(obj)
+        return _check_sequence(obj, src, ""), src, ""
+    root, data = _read(obj)
+    return data, os.fspath(obj), root
 
 
 def _assign_splits(
@@ -185,9 +193,10 @@ def _assign_splits(
 
 
 def _pad(
-    data: CsdData, segs: list[str], t: int, src: str, split: str, key: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stack segments into (N, t, d) float32, zero-padded at the end / truncated to t; raw lengths kept ≤ t."""
+    data: CsdData, segs: list[str], t: int, src: str, split: str, key: str, strict: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Stack segments into (N, t, d) float32, zero-padded at the end / truncated to t; lengths (≤ t);
+    the count of NaN/inf replaced (:func:`~msa_lib.data.container.sanitize_features`)."""
     d = next(iter(data.values()))[0].shape[1]
     out = np.zeros((len(segs), t, d), dtype=np.float32)
     lens = np.zeros(len(segs), dtype=np.int64)
@@ -202,7 +211,8 @@ def _pad(
         k = min(feats.shape[0], t)
         out[i, :k] = feats[:k]
         lens[i] = k
-    return sanitize_features(out, src, split, key), lens
+    out, n_bad = sanitize_features(out, src, split, key, strict)
+    return out, lens, n_bad
 
 
 def load_csd_dataset(
@@ -214,6 +224,7 @@ def load_csd_dataset(
     name: str = "mosi",
     kind: str = "mosi",
     max_len: int | Mapping[str, int] | None = None,
+    strict: bool = False,
 ) -> MSADataset:
     """Join four computational sequences (paths to ``.csd`` files or :func:`read_csd` dicts) into a dataset.
 
@@ -228,21 +239,26 @@ def load_csd_dataset(
             ``None``, a warning is emitted and a seeded (seed 0) random 70/10/20 video-level split
             is used (recorded in ``notes["splits"]``).
         kind: ``"mosi"`` or ``"sims"`` (only the metric family; labels are read the same way).
+        strict: refuse NaN/inf features instead of replacing them by 0.
 
     Returns:
         An :class:`MSADataset`; per split ``ids`` are the segment ids in sorted order; ``aligned``
-        is True when every segment has the same length in all three modalities.
+        when every segment has the same length in all three modalities and T is shared;
+        ``padding`` ``"end"`` (or ``"none"``), ``replaced`` counts, ``file_format="CMU-SDK .csd"``,
+        ``feature_names`` the sequences' root names with their dims (e.g. ``"CMU_MOSI_COVAREP 5-d"``).
 
     Raises:
-        DataFormatError: unreadable/malformed sequence, no common segment, empty/NaN labels.
+        DataFormatError: unreadable/malformed sequence, no common segment, empty/NaN labels,
+            NaN/inf features with ``strict``.
         ValueError: bad ``splits`` / ``kind`` / ``max_len`` arguments.
     """
     if kind not in ("mosi", "sims"):
         raise ValueError(f"kind must be 'mosi' or 'sims' for CSD regression data, got {kind!r}")
     seqs: dict[str, CsdData] = {}
     srcs: dict[str, str] = {}
+    roots: dict[str, str] = {}
     for role, obj in (("text", text), ("audio", audio), ("vision", vision), ("labels", labels)):
-        seqs[role], srcs[role] = _resolve(obj, role)
+        seqs[role], srcs[role], roots[role] = _resolve(obj, role)
         if not seqs[role]:
             raise DataFormatError(f"{where(srcs[role], '', 'data')}: the {role} sequence has no segments")
 
@@ -278,10 +294,13 @@ def load_csd_dataset(
     by_split, note = _assign_splits(sorted(common), splits)
     source = "; ".join(f"{r}={s}" for r, s in srcs.items())
     out: dict[str, MSASplit] = {}
+    replaced: dict[str, dict[str, int]] = {}
     for split, segs in by_split.items():
-        feats, lens = {}, {}
+        feats, lens, counts = {}, {}, {}
         for m in MODALITIES:
-            feats[m], lens[m] = _pad(seqs[m], segs, t[m], srcs[m], split, m)
+            feats[m], lens[m], counts[m] = _pad(seqs[m], segs, t[m], srcs[m], split, m, strict)
+        if any(counts.values()):
+            replaced[split] = {m: c for m, c in counts.items() if c}
         y = np.zeros(len(segs), dtype=np.float32)
         for i, seg in enumerate(segs):
             lab = seqs["labels"][seg][0]
@@ -306,14 +325,15 @@ def load_csd_dataset(
             source=source,
         )
 
-    aligned = len(set(t.values())) == 1 and all(
-        len({min(raw_len[m][seg], t[m]) for m in MODALITIES}) == 1 for seg in common
-    )
+    dims = {m: next(iter(seqs[m].values()))[0].shape[1] for m in MODALITIES}
     return MSADataset(
         name=name,
         kind=kind,  # type: ignore[arg-type]
         splits=out,
-        aligned=aligned,
         source=source,
         notes={"splits": note},
+        padding={s: post_padded_sides(sp) for s, sp in out.items()},
+        replaced=replaced,
+        feature_names=feature_names(dims, roots),
+        file_format="CMU-SDK .csd",
     )

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["cache_file", "data_identity", "file_identity"]
+__all__ = ["DATA_FORMATS", "cache_file", "data_format", "data_identity", "file_identity"]
 
 #: keys of a CSD manifest that name data files (relative to the manifest)
 MANIFEST_FILE_KEYS = ("text", "audio", "vision", "labels")
@@ -112,20 +112,22 @@ def file_identity(path: str | os.PathLike) -> dict:
     return {"sha256": digest, "bytes": st.st_size}
 
 
-def _data_format(path: Path) -> str:
-    """Which loader ``load_dataset`` uses for ``path`` (the file name picks the IEMOCAP reader)."""
-    if path.suffix == ".json":
-        return "csd-manifest"
-    if path.suffix == ".pkl":
-        return "mult-iemocap" if "iemocap" in path.name.lower() else "mmsa"
-    return path.suffix.lstrip(".") or "unknown"
+#: file suffix → data format; ``load_dataset`` dispatches on it (a pickle's content then picks
+#: the MMSA or MulT loader), so the format is known without opening the file
+DATA_FORMATS: dict[str, str] = {".pkl": "pkl", ".json": "csd-manifest"}
+
+
+def data_format(path: str | os.PathLike) -> str:
+    """The format of a data file from its suffix (:data:`DATA_FORMATS`); another suffix as itself, or ``"unknown"``."""
+    suffix = Path(path).suffix
+    return DATA_FORMATS.get(suffix) or suffix.lstrip(".") or "unknown"
 
 
 def data_identity(dataset: str, data_options: dict) -> dict:
     """What the data of a run is.
 
     * with ``data_options["data_path"]``: ``{"sha256", "bytes", "format"}`` of the file (``format``:
-      the loader its name selects); a ``.json`` CSD manifest also carries ``"files"``: the identity
+      :func:`data_format`, from the suffix; the content picks the pickle loader); a ``.json`` CSD manifest also carries ``"files"``: the identity
       of each file it names (``text``, ``audio``, ``vision``, ``labels``, relative to the manifest).
       The path string and the dataset's display name are not part of it.
     * without: ``{"synthetic": dataset, "size": ..., "seed": ...}`` (``load_dataset``'s defaults
@@ -141,7 +143,7 @@ def data_identity(dataset: str, data_options: dict) -> dict:
         path = Path(data_path).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"data_path {path} does not exist")
-        ident = {**file_identity(path), "format": _data_format(path)}
+        ident = {**file_identity(path), "format": data_format(path)}
         if path.suffix == ".json":
             files = _manifest_files(path)
             if files:

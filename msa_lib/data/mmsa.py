@@ -4,16 +4,20 @@ Layout (per split ``train`` / ``valid`` / ``test``, a dict)::
 
     text                    (N, T_t, 768)  BERT features
     text_bert               (N, 3, T_t)    input ids / attention mask / segment ids   [optional]
-    audio, vision           (N, T_m, d_m)
+    audio, vision           (N, T_m, d_m)  zero-padded
     audio_lengths, ...      (N,)           unaligned files only (list of ints or array)
     regression_labels       (N,)
     classification_labels   (N,)                                                      [ignored]
     id, raw_text            (N,)           strings                                    [optional]
     regression_labels_T/A/V (N,)           CH-SIMS unimodal labels
 
-Every length is read from the file: text from the attention mask, audio/vision from
-``*_lengths``; aligned files without length keys reuse the text length (their frames are aligned
-to the word tokens). A length outside ``[0, T]`` is an error, never clipped.
+Lengths come from the file where it has them: text from the attention mask, audio/vision from
+``*_lengths``; aligned audio/vision without length keys share the mask's lengths (their frames are
+aligned to the word tokens). A length outside ``[0, T]`` is an error, never clipped. Where the
+padding is (start or end) is detected, and the arrays converted to post-padding, by
+:mod:`msa_lib.data.padding`; modalities without lengths are measured from their all-zero frames.
+
+The helpers here (``_features``, ``_labels``, ...) are shared with the MulT loader (``mult.py``).
 """
 from __future__ import annotations
 
@@ -24,10 +28,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .container import DataFormatError, MODALITIES, MSADataset, MSASplit, sanitize_features, where
+from .container import DataFormatError, MODALITIES, MSADataset, MSASplit, feature_names, sanitize_features, where
+from .padding import PaddingOption, padding_option, to_post_padding
 from .safe_pickle import safe_load
 
-__all__ = ["load_mmsa_pickle", "SPLITS"]
+__all__ = ["load_mmsa_pickle", "mmsa_dataset", "SPLITS"]
 
 SPLITS: tuple[str, str, str] = ("train", "valid", "test")
 _REQUIRED: tuple[str, ...] = ("text", "audio", "vision", "regression_labels")
@@ -35,7 +40,7 @@ _SIMS_KEYS: dict[str, str] = {"text": "regression_labels_T", "audio": "regressio
 
 
 # ----------------------------------------------------------------------------------------------
-# helpers shared with the other pickle loader (iemocap.py imports them)
+# helpers shared with the other pickle loader (mult.py imports them)
 # ----------------------------------------------------------------------------------------------
 def _as_array(obj: Any, src: str, split: str, key: str) -> np.ndarray:
     """``np.asarray(obj)`` with a located error for ragged/unreadable values."""
@@ -56,7 +61,8 @@ def _split_dict(data: Any, src: str, split: str, required: tuple[str, ...]) -> M
     return data
 
 
-def _top_level(obj: Any, src: str) -> Mapping[str, Any]:
+def top_level(obj: Any, src: str) -> Mapping[str, Any]:
+    """The unpickled object, after checking it is a dict with the three splits."""
     if not isinstance(obj, Mapping):
         raise DataFormatError(f"{src}: expected a dict with splits {list(SPLITS)}, got {type(obj).__name__}")
     present = sorted(map(str, obj.keys()))
@@ -66,8 +72,9 @@ def _top_level(obj: Any, src: str) -> Mapping[str, Any]:
     return obj
 
 
-def _features(obj: Any, src: str, split: str, key: str, n: int | None) -> np.ndarray:
-    """A (N, T, d) float32 feature array with non-finite values zeroed (one warning with the count)."""
+def _features(obj: Any, src: str, split: str, key: str, n: int | None, strict: bool) -> tuple[np.ndarray, int]:
+    """A (N, T, d) float32 feature array with non-finite values zeroed, and how many were
+    (see :func:`~msa_lib.data.container.sanitize_features`)."""
     arr = _as_array(obj, src, split, key)
     if arr.ndim != 3:
         raise DataFormatError(f"{where(src, split, key)}: expected a 3-D array (N, T, d), got shape {arr.shape}")
@@ -75,14 +82,26 @@ def _features(obj: Any, src: str, split: str, key: str, n: int | None) -> np.nda
         raise DataFormatError(
             f"{where(src, split, key)}: has {arr.shape[0]} samples but 'text' has {n} (shape {arr.shape})"
         )
-    return sanitize_features(arr, src, split, key)
+    return sanitize_features(arr, src, split, key, strict)
+
+
+def read_features(d: Mapping[str, Any], src: str, split: str,
+                  strict: bool) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The split's text / audio / vision arrays (one N) and the nonzero counts of replaced values."""
+    feats: dict[str, np.ndarray] = {}
+    replaced: dict[str, int] = {}
+    for m in MODALITIES:
+        feats[m], count = _features(d[m], src, split, m, feats["text"].shape[0] if feats else None, strict)
+        if count:
+            replaced[m] = count
+    return feats, replaced
 
 
 def _labels(obj: Any, src: str, split: str, key: str, n: int) -> np.ndarray:
-    """(N,) float32 regression labels; (N, 1) is accepted; NaN/inf is an error."""
+    """(N,) float32 regression labels; (N, 1) and (N, 1, 1) are accepted; NaN/inf is an error."""
     arr = _as_array(obj, src, split, key)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
+    if arr.ndim in (2, 3) and arr.shape[1:] in ((1,), (1, 1)):
+        arr = arr.reshape(len(arr))
     if arr.shape != (n,):
         raise DataFormatError(f"{where(src, split, key)}: expected shape ({n},), got shape {arr.shape}")
     try:
@@ -118,22 +137,31 @@ def _lengths(obj: Any, src: str, split: str, key: str, n: int, shape: tuple[int,
     return lens
 
 
-def _strings(obj: Any, src: str, split: str, key: str, n: int) -> list[str]:
-    """``id`` / ``raw_text`` (array of str/object/bytes or list) as ``list[str]``."""
+def _strings(obj: Any, src: str, split: str, key: str, n: int, join_rows: bool = False) -> list[str]:
+    """``id`` / ``raw_text`` (array of str/object/bytes or list) as ``list[str]``; with ``join_rows``
+    an (N, k) array gives one string per row, its parts joined by ``_`` (MulT ids: video, start, end)."""
     arr = _as_array(obj, src, split, key)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
+    if arr.ndim == 2 and arr.shape[0] == n and (arr.shape[1] == 1 or join_rows):
+        return ["_".join(_string(x) for x in row) for row in arr.tolist()]
     if arr.shape != (n,):
         raise DataFormatError(f"{where(src, split, key)}: expected {n} strings, got shape {arr.shape}")
-    return [x.decode("utf-8", errors="replace") if isinstance(x, bytes) else str(x) for x in arr.tolist()]
+    return [_string(x) for x in arr.tolist()]
 
 
-def _text_bert(obj: Any, src: str, split: str, n: int) -> np.ndarray:
-    """(N, 3, T) int64 token ids / attention mask / segment ids; the mask must be 0/1."""
+def _string(x: Any) -> str:
+    return x.decode("utf-8", errors="replace") if isinstance(x, bytes) else str(x)
+
+
+def _text_bert(obj: Any, src: str, split: str, text_shape: tuple[int, ...]) -> np.ndarray:
+    """(N, 3, T) int64 token ids / attention mask / segment ids (N, T as ``text``); the mask must be 0/1."""
     key = "text_bert"
     arr = _as_array(obj, src, split, key)
-    if arr.ndim != 3 or arr.shape[:2] != (n, 3):
-        raise DataFormatError(f"{where(src, split, key)}: expected shape ({n}, 3, T), got shape {arr.shape}")
+    n, t = text_shape[:2]
+    if arr.shape != (n, 3, t):
+        raise DataFormatError(
+            f"{where(src, split, key)}: expected shape ({n}, 3, {t}) to match 'text' {text_shape}, "
+            f"got shape {arr.shape}"
+        )
     if arr.dtype.kind not in "iub":
         if arr.dtype.kind != "f" or not np.isfinite(arr).all() or (arr != np.round(arr)).any():
             raise DataFormatError(f"{where(src, split, key)}: token ids/mask must be whole numbers (dtype {arr.dtype})")
@@ -154,41 +182,20 @@ def default_name(path: str | os.PathLike[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-def _load_split(data: Any, src: str, split: str) -> tuple[MSASplit, bool, bool, bool]:
-    """One MMSA split → (split, has_sims_labels, has_length_keys, has_text_bert)."""
+def _load_split(data: Any, src: str, split: str, padding: Mapping[str, str | None],
+                strict: bool) -> tuple[MSASplit, bool, bool, dict[str, str], dict[str, int]]:
+    """One MMSA split → (split, has_sims_labels, has_text_bert, padding sides, replaced counts)."""
     d = _split_dict(data, src, split, _REQUIRED)
-    text = _features(d["text"], src, split, "text", None)
-    n = text.shape[0]
-    feats = {"text": text}
-    for m in ("audio", "vision"):
-        feats[m] = _features(d[m], src, split, m, n)
+    feats, replaced = read_features(d, src, split, strict)
+    n = feats["text"].shape[0]
     labels = _labels(d["regression_labels"], src, split, "regression_labels", n)
-
-    text_bert = None
-    if d.get("text_bert") is not None:
-        text_bert = _text_bert(d["text_bert"], src, split, n)
-        text_len = _lengths(text_bert[:, 1, :].sum(axis=1), src, split, "text_bert", n, text.shape)
-    else:
-        text_len = np.full(n, text.shape[1], dtype=np.int64)
-
-    lengths = {"text": text_len}
-    length_keys = False
+    text_bert = _text_bert(d["text_bert"], src, split, feats["text"].shape) if d.get("text_bert") is not None else None
+    lengths = {}
     for m in ("audio", "vision"):
         key = f"{m}_lengths"
-        shape = feats[m].shape
         if d.get(key) is not None:
-            length_keys = True
-            lengths[m] = _lengths(d[key], src, split, key, n, shape)
-        elif text_bert is not None and shape[1] == text.shape[1]:
-            lengths[m] = text_len.copy()  # aligned to the word tokens
-        else:
-            if shape[1] != text.shape[1]:
-                warnings.warn(
-                    f"{where(src, split, key)}: missing for unaligned features of shape {shape}; "
-                    f"assuming every sample uses all {shape[1]} frames",
-                    stacklevel=3,
-                )
-            lengths[m] = np.full(n, shape[1], dtype=np.int64)
+            lengths[m] = (_lengths(d[key], src, split, key, n, feats[m].shape), key)
+    conv = to_post_padding(feats, lengths, padding, src, split, text_bert)
 
     has_sims = "regression_labels_T" in d
     unimodal = None
@@ -200,49 +207,65 @@ def _load_split(data: Any, src: str, split: str) -> tuple[MSASplit, bool, bool, 
     raw_text = _strings(d["raw_text"], src, split, "raw_text", n) if d.get("raw_text") is not None else None
 
     out = MSASplit(
-        text=feats["text"],
-        audio=feats["audio"],
-        vision=feats["vision"],
-        lengths=lengths,
+        text=conv.feats["text"],
+        audio=conv.feats["audio"],
+        vision=conv.feats["vision"],
+        lengths=conv.lengths,
         labels=labels,
         ids=ids,
         raw_text=raw_text,
         unimodal_labels=unimodal,
-        text_bert=text_bert,
+        text_bert=conv.text_bert,
         name=split,
         source=src,
     )
-    return out, has_sims, length_keys, text_bert is not None
+    return out, has_sims, text_bert is not None, conv.sides, replaced
 
 
-def load_mmsa_pickle(path: str | os.PathLike[str], name: str | None = None) -> MSADataset:
+def load_mmsa_pickle(path: str | os.PathLike[str], name: str | None = None, padding: PaddingOption = None,
+                     strict: bool = False) -> MSADataset:
     """Load an MMSA pickle (MOSI/MOSEI ``aligned_50.pkl`` / ``unaligned_50.pkl``, CH-SIMS ``unaligned_39.pkl``).
 
     Args:
         path: the ``.pkl`` file; it is read with :func:`~msa_lib.data.safe_pickle.safe_load`.
         name: dataset name; default: parent folder lowercased (``.../MOSI/aligned_50.pkl`` → ``"mosi"``;
             an MMSA ``Processed`` folder is skipped), else the file stem.
+        padding: ``"start"`` / ``"end"`` / ``"none"`` or a dict per modality: overrides the
+            detected padding side (:mod:`msa_lib.data.padding`); None detects it.
+        strict: refuse NaN/inf features instead of replacing them by 0.
 
     Returns:
         An :class:`MSADataset` with ``kind="sims"`` when ``regression_labels_T`` is present
-        (with ``unimodal_labels``) and ``"mosi"`` otherwise; ``aligned`` when the three sequence
-        lengths are equal and no ``*_lengths`` keys exist; ``text_special_tokens`` when
-        ``text_bert`` is present. ``classification_labels`` is not stored: it is derived from the
-        regression labels.
+        (with ``unimodal_labels``) and ``"mosi"`` otherwise, post-padded arrays, and ``padding``,
+        ``replaced``, ``feature_names`` (text ``"BERT 768-d"`` when ``text_bert`` is present or the
+        text is 768-d; audio/vision by their dims) and ``file_format="MMSA pickle"``. ``classification_labels`` is not
+        stored: it is derived from the regression labels.
 
     Raises:
         DataFormatError: missing split/key, wrong shape, NaN labels, lengths outside ``[0, T]``,
-            or an unreadable/unsafe pickle; the message names file, split, key and shape.
+            padding that cannot be placed, NaN/inf with ``strict``, or an unreadable/unsafe
+            pickle; the message names file, split, key and shape.
+        ValueError: an unknown ``padding`` value.
     """
+    padding_option(padding)  # a bad argument fails before the file is read
     src = os.fspath(path)
-    top = _top_level(safe_load(src), src)
+    return mmsa_dataset(top_level(safe_load(src), src), src, name, padding, strict)
+
+
+def mmsa_dataset(top: Mapping[str, Any], src: str, name: str | None = None, padding: PaddingOption = None,
+                 strict: bool = False) -> MSADataset:
+    """:func:`load_mmsa_pickle` on an already unpickled object (``top``: checked by :func:`top_level`)."""
+    pad = padding_option(padding)
     splits: dict[str, MSASplit] = {}
     sims_flags: dict[str, bool] = {}
-    any_length_keys = False
     bert_flags: dict[str, bool] = {}
+    sides: dict[str, dict[str, str]] = {}
+    replaced: dict[str, dict[str, int]] = {}
     for split in SPLITS:
-        splits[split], sims_flags[split], has_len, bert_flags[split] = _load_split(top[split], src, split)
-        any_length_keys |= has_len
+        splits[split], sims_flags[split], bert_flags[split], sides[split], counts = _load_split(
+            top[split], src, split, pad, strict)
+        if counts:
+            replaced[split] = counts
     if len(set(sims_flags.values())) != 1:
         have = [s for s, f in sims_flags.items() if f]
         lack = [s for s, f in sims_flags.items() if not f]
@@ -256,15 +279,16 @@ def load_mmsa_pickle(path: str | os.PathLike[str], name: str | None = None) -> M
     for m, ts in seq.items():
         if len(ts) != 1:
             warnings.warn(f"{src}: '{m}' sequence length differs across splits {sorted(ts)}", stacklevel=2)
-    aligned = not any_length_keys and all(
-        len({splits[s].features(m).shape[1] for m in MODALITIES}) == 1 for s in SPLITS
-    )
     kind = "sims" if sims_flags["train"] else "mosi"
+    dims = {m: splits["train"].features(m).shape[2] for m in MODALITIES}
+    bert = bert_flags["train"] or dims["text"] == 768
     return MSADataset(
         name=name if name is not None else default_name(src),
         kind=kind,
         splits=splits,
-        aligned=aligned,
         source=src,
-        text_special_tokens=bert_flags["train"],
+        padding=sides,
+        replaced=replaced,
+        feature_names=feature_names(dims, {"text": "BERT"} if bert else None),
+        file_format="MMSA pickle",
     )

@@ -40,8 +40,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .container import IEMOCAP_EMOTIONS, MODALITIES, MSADataset, MSASplit
+from .container import IEMOCAP_EMOTIONS, MODALITIES, MSADataset, MSASplit, feature_names
 from .identity import GENERATOR_VERSION
+from .padding import post_padded_sides
 
 SPLITS = ("train", "valid", "test")
 
@@ -212,8 +213,10 @@ def make_synthetic(preset: str = "mosi", size: float = 1.0, seed: int = 0, max_l
         splits[name] = _split(np.random.default_rng(seq), p, world, n, name)
     return MSADataset(
         name=preset, kind="iemocap" if preset == "iemocap" else ("sims" if preset == "sims" else "mosi"),
-        splits=splits, aligned=p.aligned, source=f"synthetic:{preset}",
+        splits=splits, source=f"synthetic:{preset}",
         class_names=IEMOCAP_EMOTIONS if preset == "iemocap" else None,
+        padding={s: post_padded_sides(sp) for s, sp in splits.items()},
+        feature_names=feature_names(p.dims), file_format="synthetic",
         notes={"size": str(size), "seed": str(seed), "max_len": str(max_len), "eval_samples": str(eval_samples),
                "generator": GENERATOR_VERSION},
     )

@@ -85,6 +85,9 @@ class UMDFConfig:
     attn_dropout: float = 0.0
     mcim: Literal["crossmodal", "self"] = "crossmodal"
     dfim: bool = True
+    # chosen by ``umdf.dfim_sweep`` on synthetic validation (book profile, seed 1): MOSI MAE softmax
+    # 0.721, pooled 0.722, residual 0.729, scaled 0.741; IEMOCAP Avg-F1 residual 0.751, softmax 0.734,
+    # scaled 0.730, pooled 0.727. One default for every dataset: the best on MOSI, second on IEMOCAP.
     dfim_weighting: Literal["softmax", "scaled", "residual", "pooled"] = "softmax"
     fea_reading: Literal["batch", "paired"] = "batch"
     use_fea_distill: bool = True
