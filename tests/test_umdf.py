@@ -232,12 +232,13 @@ def test_padding_content_is_ignored_and_missing_modality_changes_output() -> Non
     assert not torch.allclose(out.prediction, ref)
 
 
-def test_post_padding_matches_the_unpadded_sample() -> None:
+@pytest.mark.parametrize("weighting", ["softmax", "scaled", "residual", "pooled"])
+def test_post_padding_matches_the_unpadded_sample(weighting: str) -> None:
     # A post-padded sample must give the same output as the same sample cut to its length: this
     # checks every padding mask (attention keys, DFIM softmax) and the "last valid element".
     dims = DIMS["iemocap"]
     torch.manual_seed(0)
-    model = UMDF(dims, SMALL, n_classes=4).eval()
+    model = UMDF(dims, replace(SMALL, dfim_weighting=weighting), n_classes=4).eval()
     batch = make_batch(dims, 4, with_views=False)
     lengths = batch.lengths["text"]
     i = int(torch.argmin(lengths))
@@ -322,7 +323,7 @@ def test_dfim_weightings_against_uniform_scores(weighting: str) -> None:
     got = dfim._enhance(h, dfim.score_a, pad)
     valid = (~pad).unsqueeze(-1)
     t = lengths.view(2, 1, 1).float()
-    expected = {"softmax": h * valid / t, "scaled": h * valid, "residual": h + h * valid / t,
+    expected = {"softmax": h * valid / t, "scaled": h * valid, "residual": (h + h / t) * valid,
                 "pooled": (h * valid).sum(1, keepdim=True) / t}[weighting]
     assert got.shape == expected.shape
     assert torch.allclose(got, expected, atol=1e-6)

@@ -247,39 +247,39 @@ def open_choices() -> pd.DataFrame:
     """Every choice the paper leaves open (or where we differ): the paper's words, our default, the
     alternatives, and where the book measures them. Defaults are read from the code."""
     cfg = UMDFConfig()
-    others = lambda values, default: ", ".join(f"`{v}`" for v in values if v != default)  # noqa: E731
+    others = lambda values, default: ", ".join(v for v in values if v != default)  # noqa: E731
     lam = "; ".join(f"{r.upper()} ({w['fea']:g}, {w['logits']:g})" for r, w in LOSS_WEIGHTS.items())
     rows = [
         ("DFIM frame-level self-enhancement", "“Matrix multiplication of M_k with H_k yields the self-enhanced "
-         "representation” (M_k = softmax of a score per frame)", f"`dfim_weighting={cfg.dfim_weighting!r}`, chosen "
-         "on validation (`umdf.dfim_sweep`)", others(DFIM_WEIGHTINGS, cfg.dfim_weighting) + " (`M⊙H` shrinks each "
-         "frame by ~1/T; `scaled` keeps the scale; `pooled` = Mᵀ H, one vector)",
+         "representation” (M_k = softmax of a score per frame)", f"dfim_weighting = {cfg.dfim_weighting}, chosen "
+         "on validation (umdf.dfim_sweep)", others(DFIM_WEIGHTINGS, cfg.dfim_weighting) + " (M⊙H shrinks each "
+         "frame by ~1/T; scaled keeps the scale; pooled = Mᵀ H, one vector)",
          "ablation page: readings table; validation sweep"),
-        ("L_fea, Eq. 3", "“L_fea = (1/n) Σᵢ D̂(h_a, h_b)” with D̂ the MMD of Eq. 2", f"`fea_reading={cfg.fea_reading!r}`: "
-         "one MMD between the batch samples of h_a and h_b", "`paired`: mean over samples of the kernel distance "
+        ("L_fea, Eq. 3", "“L_fea = (1/n) Σᵢ D̂(h_a, h_b)” with D̂ the MMD of Eq. 2", f"fea_reading = {cfg.fea_reading}: "
+         "one MMD between the batch samples of h_a and h_b", "paired: mean over samples of the kernel distance "
          "between h_a,i and h_b,i", "ablation page: readings table"),
         ("MMD kernel", "“Gaussian kernel” (no bandwidth)", f"{cfg.kernel_num} Gaussian kernels, bandwidths "
          f"×{cfg.kernel_mul:g} around the mean pairwise squared distance (multi-kernel MMD, DAN)",
-         "`kernel_num`, `kernel_mul`", "not measured"),
+         "kernel_num, kernel_mul", "not measured"),
         ("f_y and dropout in L_logits", "“f_y(h_a)”, “f_y(h_b)” — no word on dropout",
-         f"the prediction head without its dropout (`logits_dropout={cfg.logits_dropout}`): identical views give "
-         "L_logits = 0", "`logits_dropout=True` (the head's dropout makes L_logits partly a dropout-consistency "
-         "term); `share_logit_head=False` (own FC layer)", "ablation page: readings table"),
+         f"the prediction head without its dropout (logits_dropout = {cfg.logits_dropout}): identical views give "
+         "L_logits = 0", "logits_dropout = True (the head's dropout makes L_logits partly a dropout-consistency "
+         "term); share_logit_head = False (own FC layer)", "ablation page: readings table"),
         ("λ1, λ2", "“λ1 and λ2 are the weights” — no values", f"per settings row: {lam} (synthetic validation)",
-         "the `lambdas` parameter of every UMDF page; `umdf.LAMBDA_GRID`", "λ sweep page (validation only)"),
+         "the lambdas parameter of every UMDF page; umdf.LAMBDA_GRID", "λ sweep page (validation only)"),
         ("Training missingness", "“two heterogeneous modality-missing versions (including the modality-complete "
-         "case)” per sample", f"`{TRAIN_PROTOCOL}`: frame dropping with r ~ U(0, 0.9) or one of the 7 subsets, "
-         "½ each", ", ".join(f"`{p}`" for p in TRAINING_READINGS.values()) + " (a subset with frames dropped "
+         "case)” per sample", f"{TRAIN_PROTOCOL}: frame dropping with r ~ U(0, 0.9) or one of the 7 subsets, "
+         "½ each", ", ".join(TRAINING_READINGS.values()) + " (a subset with frames dropped "
          "inside it, as in Fig. 6's test condition)", "ablation page: training distribution table"),
         ("Epochs and selection", "epochs {100, 30, 40}; “hyper-parameters are determined via the validation set”",
-         "`paper` profile: every epoch, the best validation epoch kept; `smoke`/`book`: early stopping on "
-         "validation", "`patience` in the train config", "not measured (the book profile's budget)"),
+         "paper profile: every epoch, the best validation epoch kept; smoke and book: early stopping on "
+         "validation", "patience in the train config", "not measured (the book profile's budget)"),
         ("Crossmodal attention, Eq. 7", "CA = softmax(X_t W_Q W_Kᵀ X_sᵀ/√d_k) X_s W_V (no output projection)",
-         "`nn.MultiheadAttention`, which adds an output projection W_O after the heads", "none implemented",
+         "torch's MultiheadAttention, which adds an output projection W_O after the heads", "none implemented",
          "not measured"),
         ("Which representation Fig. 6 plots", "“the joint multimodal representations”", "h_k, the last element "
-         "of H_k (what L_fea distils)", "the last element of H̄ (the head's input; `representation='h_bar'`)",
-         "t-SNE page (`representation` parameter)"),
+         "of H_k (what L_fea distils)", "the last element of H̄ (the head's input; representation = h_bar)",
+         "t-SNE page (representation parameter)"),
         ("Absent modality", "“raw features at the modality missing positions are replaced by zero vectors”",
          "a dropped frame is zeroed; an absent modality is zeroed whole, padding included", "—",
          "protocols page"),
