@@ -174,3 +174,21 @@ def test_cli_help_describes_protocols_models_chapters_profiles(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "['tfn', 'umdf']" in capsys.readouterr().out
+
+
+def test_dfim_sweep_ranks_every_weighting_on_validation(tmp_path):
+    from msa_lib.models.umdf import DFIM_WEIGHTINGS
+
+    table = umdf.dfim_sweep("synthetic:mosi", profile="smoke", seed=1, device="cpu", results_dir=str(tmp_path))
+    assert sorted(table["DFIM weighting"]) == sorted(DFIM_WEIGHTINGS)
+    assert table["valid MAE"].is_monotonic_increasing  # best (lowest MAE) first
+    stored = ResultsStore(tmp_path).records("umdf")
+    assert len(stored) == len(DFIM_WEIGHTINGS) and all(not r["metrics"] for r in stored)  # test never read
+
+
+def test_tsne_representation_choice():
+    assert umdf.representation_key("umdf", "h_k") == "representation"
+    assert umdf.representation_key("umdf", "h_bar") == "representation_h_bar"
+    assert umdf.representation_key("tfn", "h_bar") == "representation"  # one joint representation
+    with pytest.raises(ValueError, match="h_k"):
+        umdf.representation_key("umdf", "last")

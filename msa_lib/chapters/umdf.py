@@ -429,28 +429,31 @@ def parse_grid(grid: str, row: str) -> tuple[tuple[float, float], ...]:
 
 
 def lambda_sweeps(dataset: str = "synthetic:mosi,synthetic:iemocap", data_path: str = "", settings: str = "",
-                  profile: str = "smoke", seed: str = "", device: str = "auto", results_dir: str = "",
-                  grid: str = "page") -> list[tuple[pd.DataFrame, str]]:
-    """Per dataset of a comma-separated list: the λ sweep on validation (:func:`lambda_sweep`) and
-    its caption (which pair the pages use, whether this data agrees, the data)."""
+                  profile: str = "smoke", seeds: str = "", device: str = "auto", results_dir: str = "",
+                  grid: str = "page") -> tuple[list[tuple[pd.DataFrame, str]], list[str]]:
+    """Per dataset of a comma-separated list: the λ sweep on validation (:func:`lambda_sweep`, with
+    the first of ``seeds``) and its caption (which pair the pages use, whether this data agrees, the
+    data); and the sources of the synthetic datasets among them (for the page's banner)."""
     from ..data import load_dataset
     from ..experiments import dataset_paths, get_profile, parse_seeds
     from ..report import data_caption
 
     prof = get_profile(profile)
-    first_seed = parse_seeds(seed or prof.seeds)[0]
+    first_seed = parse_seeds(seeds or prof.seeds)[0]
     pairs = dataset_paths(dataset, data_path)
     choices = [c.strip() for c in settings.split(",")] if settings else [""] * len(pairs)
     if len(choices) == 1:
         choices = choices * len(pairs)
-    out = []
+    out, synthetic = [], []
     for (name, path), choice in zip(pairs, choices):
         row = settings_row(NAME, SETTINGS, name, choice)
         sweep = lambda_sweep(name, path or "", profile, first_seed, device, results_dir, choice,
                              grid=parse_grid(grid, row))
         data = load_dataset(name, **data_options(name, path, prof))
         out.append((sweep, sweep_text(sweep, row, first_seed, data_caption(data))))
-    return out
+        if data.is_synthetic:
+            synthetic.append(data.source)
+    return out, synthetic
 
 
 def sweep_text(sweep: pd.DataFrame, row: str, seed: int, caption: str) -> str:
