@@ -19,6 +19,14 @@ LOCK_PYTHON := 3.11
 # tag (+cpu) is stripped, so `torch==X` installs PyPI's build (CUDA on Linux) on other machines.
 TORCH_WHEELS ?= /opt/wheels
 
+# The public CMU-MOSI utterance features (`dataset=mosi-utterance`) are fetched by pooch into its
+# OS cache; where the project's shared copy sits beside the checkout (this workplace, CI), tests and
+# the book read it from there instead (MSA_BOOK_DATA, unless already set).
+SHARED_MOSI := $(abspath ../shared/data/mosi-utterance)
+ifneq ($(wildcard $(SHARED_MOSI)/README.md),)
+export MSA_BOOK_DATA ?= $(SHARED_MOSI)
+endif
+
 .DEFAULT_GOAL := venv
 .PHONY: venv lock book test smoke-book benchmark clean
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from .data import PRESETS, MSADataset, load_dataset
+from .data import FETCHED, PRESETS, MSADataset, load_dataset
 from .missing import FRAME_RATES, SUBSETS
 from .report import (data_caption, degenerate_keys, degenerate_warning, health_table, reference_results,
                      synthetic_banner)
@@ -131,6 +131,8 @@ def data_options(dataset: str, data_path: str | None, profile: Profile, seed: in
     ``load_dataset(dataset, **data_options(...))`` loads it."""
     if data_path:
         return {"data_path": str(data_path)}
+    if dataset in FETCHED:  # a public dataset fetched by name is always used whole
+        return {}
     options = {"size": round(profile.size_for(dataset), 6), "seed": seed}
     options.update({k: v for k, v in (("max_len", profile.max_len), ("eval_samples", profile.eval_samples)) if v})
     return options

@@ -28,10 +28,15 @@ from .identity import DATA_FORMATS, data_format
 from .mmsa import _split_dict, load_mmsa_pickle, mmsa_dataset, top_level
 from .mult import load_mult_pickle, mult_dataset
 from .padding import SIDES, PaddingOption, padding_option
+from . import mosi_utterance
 from .safe_pickle import UnsafePickleError, safe_load
 from .synthetic import PRESETS, make_synthetic
 
 CSD_MANIFEST_KEYS = {"text", "audio", "vision", "labels", "splits", "name", "kind", "max_len"}
+
+
+#: Public datasets fetched by name (pooch, SHA-256 checked): name -> loader.
+FETCHED = {mosi_utterance.NAME: mosi_utterance.load_mosi_utterance}
 
 
 def load_csd_manifest(path: str | Path, strict: bool = False) -> MSADataset:
@@ -79,7 +84,8 @@ def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, 
     """The dataset a notebook or CLI run uses: real data from ``data_path`` or the synthetic default.
 
     Args:
-        dataset: without ``data_path``, the synthetic preset (``synthetic:mosi``, ...).
+        dataset: without ``data_path``, the synthetic preset (``synthetic:mosi``, ...) or a public
+            dataset fetched by name (:data:`FETCHED`: ``mosi-utterance``).
         data_path: a ``.pkl`` (MMSA or MulT, told apart by content: :func:`load_pickle`) or a
             ``.json`` CSD manifest (:func:`load_csd_manifest`).
         size, seed, max_len, eval_samples: the synthetic draw (:func:`.synthetic.make_synthetic`).
@@ -112,15 +118,17 @@ def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, 
                               f"(an MMSA / MulT .pkl or a CSD .json manifest)")
     if padding is not None:
         raise ValueError(f"padding={padding!r} applies to data files; the synthetic data is post-padded already")
+    if dataset in FETCHED:
+        return FETCHED[dataset]()
     prefix, _, preset = str(dataset).partition(":")
     if prefix != "synthetic" or preset not in PRESETS:
         raise ValueError(f"dataset {dataset!r} needs a data_path; without one use one of "
-                         f"{['synthetic:' + p for p in PRESETS]}")
+                         f"{['synthetic:' + p for p in PRESETS] + sorted(FETCHED)}")
     return make_synthetic(preset, size=size, seed=seed, max_len=max_len, eval_samples=eval_samples)
 
 
 __all__ = [
-    "DataFormatError", "IEMOCAP_EMOTIONS", "MODALITIES", "MSADataset", "MSASplit", "PRESETS", "SIDES",
+    "DataFormatError", "FETCHED", "IEMOCAP_EMOTIONS", "MODALITIES", "MSADataset", "MSASplit", "PRESETS", "SIDES",
     "UnsafePickleError", "load_csd_dataset", "load_csd_manifest", "load_dataset", "load_mmsa_pickle",
     "load_mult_pickle", "load_pickle", "make_synthetic", "read_csd", "safe_load",
 ]
