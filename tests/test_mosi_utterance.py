@@ -1,9 +1,11 @@
 """CMU-MOSI utterance features (Poria et al. 2017) + MOSI scores: registry, conversion, splits, errors.
 
-Uses the cached copy in ``../shared/data/mosi-utterance`` (CI has it); never the network.
+Uses the cached copy in ``$MSA_BOOK_DATA`` or ``../shared/data/mosi-utterance`` beside the checkout
+(the Makefile sets the first when the second exists; CI has it); never the network.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from msa_lib.data import DataFormatError, load_dataset
 from msa_lib.data import mosi_utterance as mu
 
-CACHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mosi-utterance"
+CACHE = Path(os.environ.get("MSA_BOOK_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mosi-utterance")
 pytestmark = pytest.mark.skipif(not CACHE.exists(), reason=f"no cached copy at {CACHE}")
 
 
