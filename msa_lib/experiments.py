@@ -149,6 +149,17 @@ def settings_row(chapter: str, settings: dict[str, dict], dataset: str, choice: 
     return row
 
 
+def settings_choices(settings: str, n_datasets: int) -> list[str]:
+    """The comma-separated ``settings`` parameter as one settings row per dataset ("" = the
+    preset's own): one per dataset, or one for all."""
+    choices = [s.strip() for s in settings.split(",")] if settings else [""]
+    if len(choices) == 1:
+        choices = choices * n_datasets
+    if len(choices) != n_datasets:
+        raise ValueError(f"settings lists {len(choices)} rows for {n_datasets} datasets; give one per dataset or one")
+    return choices
+
+
 def frame_protocols(rates: Iterable[float] = FRAME_RATES) -> tuple[str, ...]:
     return tuple(f"frame:{r:g}" for r in rates)
 
@@ -303,11 +314,7 @@ def run_chapter(chapter: str, make_specs: SpecBuilder,
     seed_list = parse_seeds(seeds or prof.seeds)
     store = open_store(results_dir)
     pairs = dataset_paths(dataset, data_path)
-    choices = [s.strip() for s in settings.split(",")] if settings else [""]
-    if len(choices) == 1:
-        choices = choices * len(pairs)
-    if len(choices) != len(pairs):
-        raise ValueError(f"settings lists {len(choices)} rows for {len(pairs)} datasets; give one per dataset or one")
+    choices = settings_choices(settings, len(pairs))
     out = []
     for (name, path), choice in zip(pairs, choices):
         data = load_dataset(name, **data_options(name, path, prof))

@@ -435,15 +435,13 @@ def lambda_sweeps(dataset: str = "synthetic:mosi,synthetic:iemocap", data_path: 
     the first of ``seeds``) and its caption (which pair the pages use, whether this data agrees, the
     data); and the sources of the synthetic datasets among them (for the page's banner)."""
     from ..data import load_dataset
-    from ..experiments import dataset_paths, get_profile, parse_seeds
+    from ..experiments import dataset_paths, get_profile, parse_seeds, settings_choices
     from ..report import data_caption
 
     prof = get_profile(profile)
     first_seed = parse_seeds(seeds or prof.seeds)[0]
     pairs = dataset_paths(dataset, data_path)
-    choices = [c.strip() for c in settings.split(",")] if settings else [""] * len(pairs)
-    if len(choices) == 1:
-        choices = choices * len(pairs)
+    choices = settings_choices(settings, len(pairs))
     out, synthetic = [], []
     for (name, path), choice in zip(pairs, choices):
         row = settings_row(NAME, SETTINGS, name, choice)
