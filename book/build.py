@@ -12,7 +12,9 @@ After the notebooks, the build writes ``book/_generated/statistics.md`` into the
 "Execution statistics" page: commit, date, profile, torch version, run time and status of every
 notebook read from its papermill metadata, and the stored training runs per model), and adds the
 repository URL (``[project.urls] Repository`` in ``pyproject.toml``) and the build's identity to the
-staged ``_config.yml``. A notebook that fails is marked ``failed`` on that page, the other notebooks
+staged ``_config.yml``. A notebook whose ``dataset`` defaults to a public dataset fetched by name
+(``mosi-utterance``) that is neither cached nor downloadable (offline) is not executed: its page
+shows its stored outputs, and the build says so in one line. A notebook that fails is marked ``failed`` on that page, the other notebooks
 and the book are still built, and the command exits non-zero.
 """
 from __future__ import annotations
@@ -247,6 +249,36 @@ def remove_injected_input(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def fetched_dataset(path: Path) -> str | None:
+    """The public dataset fetched by name (``msa_lib.data.FETCHED``) that a notebook's ``dataset``
+    parameter defaults to, or None (synthetic data)."""
+    import papermill
+
+    from msa_lib.data import FETCHED
+
+    default = papermill.inspect_notebook(str(path)).get("dataset", {}).get("default", "")
+    name = str(default).strip("\"'")
+    return name if name in FETCHED else None
+
+
+def unavailable_data(notebooks: list[str]) -> dict[str, str]:
+    """Per notebook whose data cannot be had now (a fetched dataset neither cached nor downloadable):
+    why. Such notebooks are rendered from their stored outputs."""
+    from msa_lib.data import FETCHED
+
+    reasons: dict[str, str] = {}
+    out = {}
+    for nb in notebooks:
+        name = fetched_dataset(ROOT / f"{nb}.ipynb")
+        if name is None:
+            continue
+        if name not in reasons:
+            reasons[name] = FETCHED[name].unavailable()
+        if reasons[name]:
+            out[nb] = f"{name}: {reasons[name]}"
+    return out
+
+
 def report_degenerate(results: Path) -> None:
     """List, in the build log, every stored run that did not train (its page carries a warning)."""
     if not (results / "LAYOUT").exists():
@@ -278,10 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     vendor_mathjax(site, out)
     (site / "notebooks").mkdir()
     timings = {}
+    offline = {} if args.no_execute else unavailable_data(notebooks)
+    for nb, why in offline.items():  # one line each; the page shows its stored (smoke-profile) outputs
+        print(f"[book] {nb}: data unavailable, rendered from its stored outputs ({why.splitlines()[0]})", flush=True)
     for nb in notebooks:
         src, dst = ROOT / f"{nb}.ipynb", site / f"{nb}.ipynb"
         t0 = time.perf_counter()
-        if args.no_execute:
+        if args.no_execute or nb in offline:
             shutil.copy2(src, dst)
         else:
             import papermill
@@ -300,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[book] {nb}: {timings[nb]} s", flush=True)
     report_degenerate(results)
     status = {nb: notebook_status(site / f"{nb}.ipynb") for nb in notebooks}
+    for nb in offline:
+        status[nb]["status"] = "not re-run: data unavailable (stored outputs)"
     failed = [nb for nb, st in status.items() if st["status"] == "failed"]
     (site / "book" / "_generated" / "statistics.md").write_text(
         statistics_markdown(info, status, stored_runs(results), f"results/{args.profile}"))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import PRESETS
+from .data import FETCHED, PRESETS
 from .experiments import PROFILES, data_options, get_profile, train_once_specs
 from .missing import parse_protocol
 from .results import ResultsStore, RunSpec, summary_table
@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
 
     profiles = "; ".join(f"{p.name}: {p.purpose}" for p in PROFILES.values())
-    data_help = (f"a synthetic preset ({', '.join(SYNTHETIC)}), or a label for --data-path "
-                 "(default: the file's name)")
+    data_help = (f"a synthetic preset ({', '.join(SYNTHETIC)}), a public dataset fetched by name "
+                 f"({', '.join(sorted(FETCHED))}), or a label for --data-path (default: the file's name)")
     p = argparse.ArgumentParser(prog="python -m msa_lib", description=__doc__, epilog=PROTOCOLS,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -163,8 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data-path {args.data_path} does not exist")
     dataset = args.dataset or (_label(args.data_path) if args.data_path else "synthetic:mosi")
     chapter = chapter_of_model(args.model)
-    row = args.settings or (dataset.partition(":")[2] if dataset.startswith("synthetic:") else dataset)
-    model_cfg, train_cfg = chapter.model_setup(args.model, row, profile)
+    model_cfg, train_cfg = chapter.model_setup(args.model, args.settings or dataset, profile)
     if args.epochs:
         train_cfg["epochs"] = args.epochs
     common = dict(model_config={**model_cfg, **args.model_config}, train_config={**train_cfg, **args.train_config},

@@ -139,9 +139,11 @@ def data_options(dataset: str, data_path: str | None, profile: Profile, seed: in
 
 
 def settings_row(chapter: str, settings: dict[str, dict], dataset: str, choice: str = "") -> str:
-    """Which row of a chapter's per-dataset paper settings a run uses: ``choice`` when given,
-    else the synthetic preset's name. A name the chapter has no settings for is an error."""
-    row = (choice or dataset.partition(":")[2] or dataset).strip().lower()
+    """Which row of a chapter's per-dataset paper settings a run uses: ``choice`` when given, else
+    the synthetic preset's name, or a fetched dataset's own row (``mosi-utterance``: mosi). A name
+    the chapter has no settings for is an error."""
+    default = FETCHED[dataset].settings_row if dataset in FETCHED else dataset.partition(":")[2] or dataset
+    row = (choice or default).strip().lower()
     if row not in settings:
         hint = "" if choice or dataset.startswith("synthetic:") else (f"; for your own data (dataset {dataset!r}) say which paper setting to use "
                                   f"with the `settings` parameter")

@@ -139,20 +139,23 @@ def auilc_table(tidy_df: pd.DataFrame, metrics: list[str], kind: str, group: str
     return pd.DataFrame(rows).set_index(group)
 
 
-def plot_rate_curves(ax, tidy_df: pd.DataFrame, metric: str, group: str = "variant", label_fmt: str = "{}"):
-    """Mean ± std over seeds of ``metric`` against the frame-level missing rate, one line per group
-    (the book's colour-blind-safe series styles); reference groups (:data:`REFERENCES`) are drawn
-    as thin grey lines."""
+def plot_rate_curves(ax, tidy_df: pd.DataFrame, metric: str, group: str = "variant", label_fmt: str = "{}",
+                     kind: str = "frame", references: tuple[str, ...] | None = None):
+    """Mean ± std over seeds of ``metric`` against the missing rate of the ``kind`` protocols
+    (``frame`` or ``erasure``), one line per group (the book's colour-blind-safe series styles);
+    ``references`` groups (default :data:`REFERENCES`) are drawn as thin grey lines (the
+    input-blind one dotted)."""
     from .style import series_style
 
+    references = REFERENCES if references is None else references
     spec = metric_spec(metric)
     k = 0
     for name, sub in tidy_df.groupby(group, sort=False):
-        c = curve(sub, metric) * spec.scale
+        c = curve(sub, metric, kind) * spec.scale
         if c.empty:
             continue
         mean, std = c.mean(axis=0), c.std(axis=0).fillna(0.0)
-        if name in REFERENCES:
+        if name in references:
             ax.plot(c.columns, mean, color="0.45", lw=1, ls=":" if name == BLIND_LABEL else "--",
                     label=label_fmt.format(name))
             continue

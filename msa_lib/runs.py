@@ -18,7 +18,7 @@ from .models import MSAModel, build_model
 from .results import ResultsStore, RunSpec
 from .train import Trainer, TrainConfig, evaluate, resolve_device
 
-__all__ = ["build_for_spec", "evaluate_run", "load_for_spec", "run_grid", "run_one"]
+__all__ = ["build_for_spec", "evaluate_run", "load_for_spec", "run_grid", "run_one", "split_metrics", "stored_model"]
 
 
 def build_for_spec(spec: RunSpec, dataset: MSADataset) -> MSAModel:
@@ -122,14 +122,32 @@ def run_grid(specs: list[RunSpec], store: ResultsStore, device: str = "auto", pr
         missing = store.missing_evals(spec)
         if missing:
             dataset = data_for(spec)
-            model = build_for_spec(spec, dataset)
-            model.load_state_dict(store.load_weights(spec))
-            model.stage = model.stages(_train_config(spec, device, False))[-1].name  # as after training
-            evaluate_run(spec, model, dataset, missing, device=device, store=store)
+            evaluate_run(spec, stored_model(spec, store, dataset, device), dataset, missing, device=device, store=store)
         records.append(store.load(spec))
         bar.update(1)
     bar.close()
     return records
+
+
+def stored_model(spec: RunSpec, store: ResultsStore, dataset: MSADataset, device: str = "auto") -> MSAModel:
+    """The stored (validation-selected) weights of ``spec`` in a fresh model, in its final stage."""
+    model = build_for_spec(spec, dataset)
+    model.load_state_dict(store.load_weights(spec))
+    model.stage = model.stages(_train_config(spec, device, False))[-1].name  # as after training
+    return model.to(resolve_device(device))
+
+
+def split_metrics(spec: RunSpec, store: ResultsStore, dataset: MSADataset, protocols: tuple[str, ...] | list[str],
+                  split: str = "valid", device: str = "auto") -> dict[str, dict]:
+    """Metrics of a stored run on ``split`` (default the *validation* split, what a choice between
+    readings is made on; ``train`` shows what a model fits) under each protocol, with fixed masks
+    seeded as the test's. Not stored."""
+    if split not in ("train", "valid"):
+        raise ValueError(f"split must be 'train' or 'valid' (test metrics are stored by run_grid), got {split!r}")
+    cfg = _train_config(spec, device, False)
+    model = stored_model(spec, store, dataset, device)
+    return {p: evaluate(model, dataset, p, split, mask_seed=cfg.mask_seed, batch_size=cfg.eval_batch_size,
+                        device=resolve_device(device)) for p in protocols}
 
 
 def load_for_spec(spec: RunSpec) -> MSADataset:

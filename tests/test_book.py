@@ -100,8 +100,12 @@ def test_book_builds_without_warnings(html):
                         for c in stored.cells for o in c.get("outputs", []))
         assert page.count("<img") >= n_figures, f"{nb.name}: figures missing from the rendered page"
         assert "<table" in page, f"{nb.name}: results table missing from the rendered page"
-        # one banner per page, computed from the data (not the parameters cell, which names a preset anyway)
-        assert page.count("<strong>Synthetic data</strong>") == 1, f"{nb.name}: one synthetic-data banner"
+        # one banner per page, computed from the data (not the parameters cell, which names a preset anyway);
+        # none on the pages whose data is the real dataset fetched by name
+        from build import fetched_dataset
+
+        banners = 0 if fetched_dataset(nb) else 1
+        assert page.count("<strong>Synthetic data</strong>") == banners, f"{nb.name}: {banners} synthetic-data banner"
         warned = any(":::{warning}" in o.get("data", {}).get("text/markdown", "")
                      for c in stored.cells for o in c.get("outputs", []))
         assert ("admonition warning" in page) == warned, f"{nb.name}: a degenerate-run warning renders as a box"
@@ -222,3 +226,24 @@ def test_notebook_status_reads_papermill_metadata(tmp_path):
     del nb.metadata["papermill"]
     nbformat.write(nb, path)
     assert notebook_status(path)["seconds"] is None
+
+
+def test_offline_the_real_data_notebooks_are_named_with_the_reason(tmp_path, monkeypatch):
+    """Without the cache and without the network, the notebooks whose `dataset` defaults to a fetched
+    dataset are rendered from their stored outputs (build) and skipped by nbval (conftest)."""
+    import pooch
+
+    from build import fetched_dataset, unavailable_data
+
+    assert fetched_dataset(ROOT / "notebooks" / "leaderboard.ipynb") == "mosi-utterance"
+    assert fetched_dataset(ROOT / "notebooks" / "umdf_table1.ipynb") is None  # synthetic by default
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setenv("MSA_BOOK_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    found = unavailable_data(["notebooks/leaderboard", "notebooks/umdf_real", "notebooks/umdf_table1"])
+    assert set(found) == {"notebooks/leaderboard", "notebooks/umdf_real"}
+    assert found["notebooks/leaderboard"].startswith("mosi-utterance: ")
+    assert "could not be downloaded" in found["notebooks/leaderboard"] and "no route to host" in found["notebooks/leaderboard"]

@@ -64,6 +64,18 @@ def test_a_model_that_learns_is_healthy():
     assert h["epochs_run"] == h["epoch_cap"] == 6 and h["best_epoch"] > 0
 
 
+def test_a_first_epoch_best_run_that_beats_the_blind_predictor_is_healthy():
+    """One epoch can be the best a model does on held-out data (fast memorisation of leaky training
+    features): recorded, not a reason to drop the run from verdicts."""
+    trainer = Trainer(Linear(), dataset(), TrainConfig(epochs=1, batch_size=16, lr=0.05, progress=False), seed=1)
+    trainer.fit()
+    assert trainer.best_epoch == 0 and not trainer.health["first_epoch_best"]  # one epoch run: nothing to compare
+    stage = trainer.model.stages(trainer.config)[-1]
+    trainer.history += [{**trainer.history[0], "epoch": k} for k in (1, 2)]  # two later, worse epochs
+    health = trainer._health(trainer.dataset["valid"], stage)
+    assert health["first_epoch_best"] and health["degenerate"] == []
+
+
 def test_an_input_blind_model_is_degenerate():
     h = fit(Constant())
     assert "constant predictions" in h["degenerate"]

@@ -329,6 +329,22 @@ def test_dfim_weightings_against_uniform_scores(weighting: str) -> None:
     assert torch.allclose(got, expected, atol=1e-6)
 
 
+def test_at_length_one_the_dfim_weightings_coincide_but_residual_doubles() -> None:
+    """Sequences of length 1 (the utterance-level MOSI features): M_k = 1 whatever the scores, so
+    softmax, scaled and pooled give H~_k = H_k, and residual 2 H_k (the real-data page says so)."""
+    from msa_lib.models.umdf import DFIM
+
+    torch.manual_seed(0)
+    h, pad = torch.randn(4, 1, 6), torch.zeros(4, 1, dtype=torch.bool)
+    enhanced = {}
+    for weighting in ("softmax", "scaled", "pooled", "residual"):
+        dfim = DFIM(6, weighting)
+        enhanced[weighting] = dfim._enhance(h, dfim.score_a, pad)  # random score weights
+    for weighting in ("softmax", "scaled", "pooled"):
+        assert torch.allclose(enhanced[weighting], h, atol=1e-6), weighting
+    assert torch.allclose(enhanced["residual"], 2 * h, atol=1e-6)
+
+
 def test_pooled_dfim_reads_one_vector() -> None:
     model = UMDF(DIMS["mosi"], replace(SMALL, dfim_weighting="pooled")).eval()
     batch = make_batch(DIMS["mosi"], with_views=False)

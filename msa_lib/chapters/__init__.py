@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import baselines, umdf
+from . import baselines, leaderboard, umdf
 
-CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "umdf": umdf}
+CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "leaderboard": leaderboard, "umdf": umdf}
 
 #: The four papers the book reproduces and the chapter module of each (None: not written yet).
 PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": None, "SDUMC": None,

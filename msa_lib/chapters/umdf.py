@@ -15,8 +15,9 @@ NAME = "umdf"
 TITLE = "UMDF (AAAI 2024)"
 MODELS = ("umdf",)
 COVERS = "Tables 1–3, Figs. 3–6, claims"
-REAL_DATA = "no: synthetic default (loaders for MMSA / MulT / CMU-SDK files, tested on small files)"
-STATUS = "re-run on synthetic data"
+REAL_DATA = ("CMU-MOSI utterance features (leaderboard, real-data cells, diagnosis page); full MOSI / MOSEI / "
+             "IEMOCAP files: loaders tested on small files")
+STATUS = "tables re-run on synthetic data; real-data leaderboard rows"
 
 #: Paper, "Experimental Setup": batch {128, 16, 32}, lr {1e-3, 1e-3, 2e-3}, epochs {100, 30, 40},
 #: heads {10, 8, 10} on MOSI / MOSEI / IEMOCAP; feature size 40 and 4 MCIM layers on all three; Adam.
@@ -57,6 +58,8 @@ EVALS: tuple[str, ...] = ("complete",) + frame_protocols() + subset_protocols() 
 #: UMDF's training distribution: two heterogeneous missing versions per sample (frame- or
 #: modality-level, the complete case included).
 TRAIN_PROTOCOL = "mixed"
+#: Each model's paper training distribution (the leaderboard trains every model this way).
+TRAIN_PROTOCOLS: dict[str, str] = {"umdf": TRAIN_PROTOCOL}
 #: Table 3 / Fig. 5 ablations as config switches, and the control without both distillation
 #: terms (UMDF's distinctive losses off, same network and training views).
 NO_DISTILLATION = "UMDF w/o L_fea & L_logits"
@@ -110,7 +113,8 @@ def model_setup(model: str, row: str, profile: Profile, loss_weights: dict[str, 
                 ) -> tuple[dict, dict]:
     """(model_config, train_config) of UMDF for settings row ``row`` under ``profile``: the paper's
     setting for profiles without a CPU budget, :data:`CPU_BUDGET` otherwise."""
-    s = SETTINGS[settings_row(NAME, SETTINGS, row)]
+    row = settings_row(NAME, SETTINGS, row)
+    s = SETTINGS[row]
     if profile.cpu_budget:
         model_config = {"n_heads": CPU_BUDGET["n_heads"], "n_layers": CPU_BUDGET["n_layers"]}
         batch = min(s["batch_size"], CPU_BUDGET["max_batch"])
@@ -474,3 +478,119 @@ def representation_key(model: str, representation: str) -> str:
         raise ValueError(f"representation must be 'h_k' (the last element of H_k) or 'h_bar' (of H-bar); "
                          f"got {representation!r}")
     return "representation_h_bar" if model == "umdf" and representation == "h_bar" else "representation"
+
+
+# ---------------------------------------------------------------------------------------------
+# real data: why UMDF falls below text alone (validation only)
+# ---------------------------------------------------------------------------------------------
+
+#: What the real-data page varies to explain the symptom, each against the default UMDF: label ->
+#: (model-config overrides, training protocol, loss weights or None = the settings row's).
+DIAGNOSIS: dict[str, tuple[dict, str, dict | None]] = {
+    "UMDF": ({}, TRAIN_PROTOCOL, None),
+    "UMDF, trained complete": ({}, "complete", None),
+    "UMDF, trained on mixed:0.5": ({}, "mixed:0.5", None),
+    NO_DISTILLATION: (VARIANTS[NO_DISTILLATION], TRAIN_PROTOCOL, None),
+    "UMDF, λ = (1, 1)": ({}, TRAIN_PROTOCOL, {"fea": 1.0, "logits": 1.0}),
+    "UMDF, f_y with dropout": (READINGS["UMDF, f_y with dropout"], TRAIN_PROTOCOL, None),
+    "UMDF w/o DFIM": (VARIANTS["UMDF w/o DFIM"], TRAIN_PROTOCOL, None),
+}
+#: The conditions the diagnosis scores on validation: complete, text alone, text with one other
+#: modality, vision alone.
+DIAGNOSIS_PROTOCOLS: tuple[str, ...] = ("complete", "modality:l", "modality:la", "modality:lv", "modality:v")
+#: Seeds of the diagnosis: the first of the page's seeds (budget).
+DIAGNOSIS_SEEDS = 3
+
+
+def diagnosis_specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int], settings: str = ""
+                    ) -> list[RunSpec]:
+    """The runs of :func:`diagnosis`: each :data:`DIAGNOSIS` reading, and TFN trained on complete
+    data and on ``mixed`` (no test protocols: the diagnosis reads validation only). The default
+    UMDF and complete-trained runs are the leaderboard's (same keys)."""
+    row = settings_row(NAME, SETTINGS, dataset, settings)
+    out = []
+    for label, (overrides, protocol, weights) in DIAGNOSIS.items():
+        model_cfg, train_cfg = model_setup("umdf", row, profile, weights)
+        out += train_once_specs("umdf", dataset, seeds, protocol, (), label=label,
+                                model_config={**model_cfg, **overrides}, train_config=train_cfg,
+                                data_options=data_options(dataset, data_path, profile))
+    for protocol in TFN_PROTOCOLS:
+        out += baselines.tfn_specs(dataset, data_path, profile, seeds, row, (), train_protocol=protocol)
+    return out
+
+
+def diagnosis(dataset: str = "mosi-utterance", data_path: str = "", profile: str = "smoke", seeds: str = "",
+              device: str = "auto", results_dir: str = "", settings: str = "") -> pd.DataFrame:
+    """Why UMDF can be worse with three modalities than with text alone, measured on the
+    *validation* split (the test split is never read): per run of :func:`diagnosis_specs`, the
+    validation metrics under :data:`DIAGNOSIS_PROTOCOLS`, and the training split's under vision
+    alone (what the model fitted). Seeds: the first :data:`DIAGNOSIS_SEEDS` of the leaderboard's.
+    Tidy rows (label, seed, split, protocol, metric, value); ``attrs`` holds the data caption,
+    the seeds and the synthetic source (None for real data)."""
+    from ..data import load_dataset
+    from ..experiments import get_profile, open_store, parse_seeds
+    from ..report import data_caption
+    from ..runs import run_grid, split_metrics
+    from .leaderboard import default_seeds
+
+    prof = get_profile(profile)
+    seed_list = parse_seeds(seeds or default_seeds(dataset, data_path, prof))[:DIAGNOSIS_SEEDS]
+    data = load_dataset(dataset, **data_options(dataset, data_path or None, prof))
+    store = open_store(results_dir)
+    specs_ = diagnosis_specs(dataset, data_path or None, prof, seed_list, settings)
+    rows = []
+    for spec, record in zip(specs_, run_grid(specs_, store, device=device, loader=lambda spec: data)):
+        for split, protocols in (("valid", DIAGNOSIS_PROTOCOLS), ("train", ("modality:v",))):
+            for protocol, metrics in split_metrics(spec, store, data, protocols, split, device).items():
+                rows += [{"label": spec.label, "seed": spec.seed, "split": split, "protocol": protocol, "metric": k,
+                          "value": v, "best epoch": record["best_epoch"]} for k, v in metrics.items()]
+    out = pd.DataFrame(rows)
+    out.attrs.update(caption=data_caption(data), seeds=seed_list,
+                     synthetic=data.source if data.is_synthetic else None)
+    return out
+
+
+def diagnosis_table(values: pd.DataFrame, metric: str = "MAE") -> pd.DataFrame:
+    """One row per run of :func:`diagnosis`: validation ``metric`` under each condition, the paired
+    difference complete − text alone (signed so that + means the three modalities are better), and
+    the training split's score with vision alone; mean ± std over seeds."""
+    from ..metrics import format_mean_std, metric_spec
+    from ..missing import parse_protocol
+
+    d = values[values["metric"] == metric]
+    wide = d.pivot_table(index=["label", "seed"], columns=["split", "protocol"], values="value", aggfunc="first")
+    sign = 1 if metric_spec(metric).higher else -1
+    columns = {f"valid {parse_protocol(p).label} {metric}": wide[("valid", p)] for p in DIAGNOSIS_PROTOCOLS}
+    columns[f"3 modalities vs text alone (valid) {metric}"] = sign * (wide[("valid", "complete")]
+                                                                      - wide[("valid", "modality:l")])
+    columns[f"train {{v}} {metric}"] = wide[("train", "modality:v")]
+    order = list(dict.fromkeys(values["label"]))
+    table = pd.DataFrame({name: [format_mean_std(metric, col.xs(lab, level="label").mean(),
+                                                 col.xs(lab, level="label").std()) for lab in order]
+                          for name, col in columns.items()}, index=pd.Index(order, name="run"))
+    return table
+
+
+def diagnosis_text(values: pd.DataFrame, metric: str = "MAE") -> str:
+    """What the diagnosis finds, computed: which runs are better with three modalities than with
+    text alone on validation, which reading scores best on complete validation data, and what the
+    runs fitted with vision alone on train against validation."""
+    from ..metrics import format_value, metric_spec
+
+    d = values[values["metric"] == metric]
+    mean = d.groupby(["label", "split", "protocol"], sort=False)["value"].mean()
+    sign = 1 if metric_spec(metric).higher else -1
+    gain = {lab: sign * (mean[(lab, "valid", "complete")] - mean[(lab, "valid", "modality:l")])
+            for lab in dict.fromkeys(values["label"])}
+    better = [lab for lab, g in gain.items() if g > 0]
+    worse = [lab for lab, g in gain.items() if g <= 0]
+    complete = {lab: mean[(lab, "valid", "complete")] for lab in gain}
+    best = max(complete, key=lambda lab: sign * complete[lab])
+    umdf_v = (mean[("UMDF", "train", "modality:v")], mean[("UMDF", "valid", "modality:v")])
+    fmt = lambda x: format_value(metric, x)  # noqa: E731
+    seeds = ", ".join(map(str, values.attrs.get("seeds", [])))
+    return (f"On validation ({metric}, mean over seeds {seeds}), **three modalities beat text alone** for: "
+            f"{'; '.join(better) or 'no run'}. **Text alone is as good or better** for: {'; '.join(worse) or 'no run'}. "
+            f"Best on complete validation data: {best} ({fmt(complete[best])}; default UMDF {fmt(complete['UMDF'])}). "
+            f"With vision alone, the default UMDF scores {fmt(umdf_v[0])} on the training split and {fmt(umdf_v[1])} on "
+            f"validation: what it learnt from vision on the training speakers does not carry over to held-out ones.")

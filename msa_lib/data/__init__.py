@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .container import IEMOCAP_EMOTIONS, MODALITIES, DataFormatError, MSADataset, MSASplit, where
 from .csd import load_csd_dataset, read_csd
@@ -35,8 +37,20 @@ from .synthetic import PRESETS, make_synthetic
 CSD_MANIFEST_KEYS = {"text", "audio", "vision", "labels", "splits", "name", "kind", "max_len"}
 
 
-#: Public datasets fetched by name (pooch, SHA-256 checked): name -> loader.
-FETCHED = {mosi_utterance.NAME: mosi_utterance.load_mosi_utterance}
+@dataclass(frozen=True)
+class FetchedDataset:
+    """A public dataset fetched by name: its loader (fetches into the cache when missing), the
+    paper-settings row chapters use for it, and why it cannot be had right now ("" if it can)."""
+
+    load: Callable[[], MSADataset]
+    settings_row: str
+    unavailable: Callable[[], str]
+
+
+#: Public datasets fetched by name (pooch, SHA-256 checked).
+FETCHED: dict[str, FetchedDataset] = {
+    mosi_utterance.NAME: FetchedDataset(mosi_utterance.load_mosi_utterance, mosi_utterance.SETTINGS_ROW,
+                                        mosi_utterance.unavailable)}
 
 
 def load_csd_manifest(path: str | Path, strict: bool = False) -> MSADataset:
@@ -119,7 +133,7 @@ def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, 
     if padding is not None:
         raise ValueError(f"padding={padding!r} applies to data files; the synthetic data is post-padded already")
     if dataset in FETCHED:
-        return FETCHED[dataset]()
+        return FETCHED[dataset].load()
     prefix, _, preset = str(dataset).partition(":")
     if prefix != "synthetic" or preset not in PRESETS:
         raise ValueError(f"dataset {dataset!r} needs a data_path; without one use one of "
@@ -128,7 +142,7 @@ def load_dataset(dataset: str = "synthetic:mosi", data_path: str | None = None, 
 
 
 __all__ = [
-    "DataFormatError", "FETCHED", "IEMOCAP_EMOTIONS", "MODALITIES", "MSADataset", "MSASplit", "PRESETS", "SIDES",
+    "DataFormatError", "FETCHED", "FetchedDataset", "IEMOCAP_EMOTIONS", "MODALITIES", "MSADataset", "MSASplit", "PRESETS", "SIDES",
     "UnsafePickleError", "load_csd_dataset", "load_csd_manifest", "load_dataset", "load_mmsa_pickle",
     "load_mult_pickle", "load_pickle", "make_synthetic", "read_csd", "safe_load",
 ]

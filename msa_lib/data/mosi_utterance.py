@@ -25,9 +25,12 @@ import numpy as np
 
 from .container import DataFormatError, MSADataset, MSASplit
 
-__all__ = ["NAME", "REGISTRY", "cache_dir", "fetch", "from_files", "load_mosi_utterance", "split_videos"]
+__all__ = ["NAME", "REGISTRY", "SETTINGS_ROW", "cache_dir", "fetch", "from_files", "load_mosi_utterance", "split_videos",
+           "unavailable"]
 
 NAME = "mosi-utterance"
+#: The paper-settings row chapters use for this dataset when the ``settings`` parameter is empty.
+SETTINGS_ROW = "mosi"
 _POR = ("https://raw.githubusercontent.com/declare-lab/contextual-utterance-level-multimodal-sentiment-analysis/"
         "3874cf25a7fbda75df27ee65b297afa781d7f32c/")
 _ASA = "https://raw.githubusercontent.com/ASA-MOSI/Audio-Sentiment-Analysis/c482dd2d939b1a7835d90e4a88ef7cbc4e73f76d/"
@@ -88,6 +91,16 @@ def fetch(folder: str | os.PathLike | None = None) -> dict[str, Path]:
                                       f"set MSA_BOOK_DATA to a folder holding the files") from exc
         paths[name] = path
     return paths
+
+
+def unavailable(folder: str | os.PathLike | None = None) -> str:
+    """Why the files cannot be had ("" when every file is cached with its hash or was downloaded
+    now): the reason a build renders the real-data pages from their stored outputs."""
+    try:
+        fetch(folder)
+    except DataFormatError as exc:
+        return str(exc)
+    return ""
 
 
 def _csv(path: Path) -> np.ndarray:
