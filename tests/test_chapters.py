@@ -192,3 +192,45 @@ def test_tsne_representation_choice():
     assert umdf.representation_key("tfn", "h_bar") == "representation"  # one joint representation
     with pytest.raises(ValueError, match="h_k"):
         umdf.representation_key("umdf", "last")
+
+
+def _diagnosis_values(complete: dict[str, list[float]], text: dict[str, list[float]]):
+    import pandas as pd
+
+    rows = []
+    for label in complete:
+        for seed, (c, t) in enumerate(zip(complete[label], text[label]), start=1):
+            for split, protocol, value in (("valid", "complete", c), ("valid", "modality:l", t),
+                                           ("valid", "modality:la", t), ("valid", "modality:lv", c),
+                                           ("valid", "modality:v", 1.5), ("train", "modality:v", 0.8)):
+                rows.append({"label": label, "seed": seed, "split": split, "protocol": protocol, "metric": "MAE",
+                             "value": value, "best epoch": 0})
+    values = pd.DataFrame(rows)
+    values.attrs["seeds"] = [1, 2]
+    return values
+
+
+def test_diagnosis_table_and_text_say_whether_three_modalities_beat_text_alone():
+    values = _diagnosis_values({"UMDF": [1.10, 1.06], "UMDF, trained complete": [0.95, 0.97]},
+                               {"UMDF": [1.00, 1.00], "UMDF, trained complete": [1.05, 1.03]})
+    table = umdf.diagnosis_table(values, "MAE")
+    # + means the three modalities are better: MAE(text alone) - MAE(complete)
+    assert table.loc["UMDF", "3 modalities vs text alone (valid) MAE"] == "-0.080 ± 0.028"
+    assert table.loc["UMDF, trained complete", "3 modalities vs text alone (valid) MAE"] == "0.080 ± 0.028"
+    assert table.loc["UMDF", "train {v} MAE"] == "0.800 ± 0.000"
+    text = umdf.diagnosis_text(values)
+    assert "**three modalities beat text alone** for: UMDF, trained complete." in text
+    assert "**Text alone is as good or better** for: UMDF." in text
+    assert "Best on complete validation data: UMDF, trained complete (0.960; default UMDF 1.080)" in text
+    assert "0.800 on the training split and 1.500 on validation" in text
+
+
+def test_diagnosis_reuses_the_leaderboards_runs_and_never_tests():
+    from msa_lib.chapters import leaderboard
+
+    prof = get_profile("book")
+    diag = umdf.diagnosis_specs("mosi-utterance", None, prof, [1, 2, 3])
+    assert all(s.eval_protocols == () for s in diag)  # validation only: the test split is not evaluated
+    board = {s.key for s in leaderboard.specs("mosi-utterance", None, prof, [1, 2, 3, 4, 5], per_rate=False)}
+    shared = {s.label for s in diag if s.key in board}
+    assert shared == {"UMDF", "UMDF, trained complete", baselines.TRAINED_ON["complete"]}

@@ -438,3 +438,25 @@ def test_aligned_only_model_refuses_unaligned_data():
         Trainer(AlignedOnly(sims.dims), sims, cfg())
     assert "AlignedOnly" in str(e.value)
     Trainer(AlignedOnly(), tiny_dataset(), cfg())  # aligned data is accepted
+
+
+def test_split_metrics_reads_a_stored_run_on_validation_and_refuses_test(tmp_path):
+    from msa_lib.data import load_dataset
+    from msa_lib.results import ResultsStore, RunSpec
+    from msa_lib.runs import run_grid, split_metrics
+    from msa_lib.train import evaluate
+
+    data = load_dataset("synthetic:mosi", size=0.05, seed=0, max_len=5)
+    spec = RunSpec(model="tfn", dataset="synthetic:mosi", seed=1, eval_protocols=(),
+                   train_config={"epochs": 1, "batch_size": 16, "progress": False},
+                   data_options={"size": 0.05, "seed": 0, "max_len": 5})
+    store = ResultsStore(tmp_path)
+    run_grid([spec], store, progress=False, loader=lambda s: data)
+    got = split_metrics(spec, store, data, ("complete", "modality:l"), device="cpu")
+    from msa_lib.runs import stored_model
+
+    model = stored_model(spec, store, data, "cpu")
+    assert got["modality:l"] == evaluate(model, data, "modality:l", "valid", device="cpu")
+    assert got["complete"]["MAE"] == pytest.approx(store.load(spec)["valid"]["MAE"])  # what selection saw
+    with pytest.raises(ValueError, match="split must be 'train' or 'valid'"):
+        split_metrics(spec, store, data, ("complete",), split="test")
