@@ -161,9 +161,10 @@ def _board(scores: pd.DataFrame, verdict_results: pd.DataFrame | None = None, mo
 def test_verdict_against_the_ridge_uses_the_t_interval_of_the_model_mean(monkeypatch):
     monkeypatch.setattr(lb.Leaderboard, "model_entries", property(lambda self: list(self.models)))
     monkeypatch.setattr(lb, "labels", lambda m: {"paper": m})
-    values = {"A": [0.80, 0.82, 0.81, 0.83, 0.79], "B": [0.70, 0.72, 0.71, 0.69, 0.73], "C": [0.70, 0.90, 0.75, 0.85, 0.80]}
+    values = {"A": [0.80, 0.82, 0.81, 0.83, 0.79], "B": [0.70, 0.72, 0.71, 0.69, 0.73], "C": [0.70, 0.90, 0.75, 0.85, 0.80],
+              "D": [0.66, 0.86, 0.71, 0.81, 0.76]}
     runs = [_tidy(e, "train_once", "complete", i, "Acc-2_has0", x) for e, xs in values.items() for i, x in enumerate(xs)]
-    runs += [_tidy(e, "train_once", "complete", i, "MAE", 1.0) for e in values for i in range(5)]
+    runs += [_tidy(e, "train_once", "complete", i, "MAE", 0.85 if e == "D" else 1.0) for e in values for i in range(5)]
     runs += [_tidy("A", "per_rate", "frame:0", i, "Acc-2_has0", 0.0) for i in range(5)]  # other designs: ignored
     refs = [{"entry": lb.RIDGE_REFERENCE, "block": "complete", "metric": "Acc-2_has0", "seed": 0, "value": 0.77},
             {"entry": lb.RIDGE_REFERENCE, "block": "complete", "metric": "MAE", "seed": 0, "value": 0.9}]
@@ -175,13 +176,15 @@ def test_verdict_against_the_ridge_uses_the_t_interval_of_the_model_mean(monkeyp
     c = np.array(values["C"])
     half = stats.t.ppf(0.975, 4) * c.std(ddof=1) / np.sqrt(5)
     assert c.mean() - half < 0.77 < c.mean() + half
-    assert table.loc[("C", "Acc-2_has0"), "verdict"] == "no detectable difference"
+    assert table.loc[("C", "Acc-2_has0"), "verdict"] == "no detectable difference (mean above)"
+    assert table.loc[("D", "Acc-2_has0"), "verdict"] == "no detectable difference (mean below)"  # 0.76 vs 0.77
     assert table.loc[("A", "Acc-2_has0"), "in seed stds"] == pytest.approx((0.81 - 0.77) / np.std(values["A"], ddof=1))
     assert table.loc[("A", "MAE"), "verdict"] == "below the ridge"  # identical seeds: a zero-width interval
     assert np.isnan(table.loc[("A", "MAE"), "in seed stds"])
     text = board.ridge_text()
-    assert "**Beats the ridge** on at least one metric: A." in text
-    assert "**Below the ridge** on at least one metric: A; B; C." in text
+    assert "**Beats the ridge** on at least one metric: A; D." in text  # D: MAE 0.85 vs 0.9, zero spread
+    assert "**Below the ridge** on at least one metric: A; B; C." in text  # MAE 1.0 vs 0.9, zero spread
+    assert "**Mean below the ridge, within seed noise**, on at least one metric: D." in text
 
 
 def test_block_table_prints_mean_std_for_models_and_one_value_for_references(monkeypatch):
