@@ -70,6 +70,7 @@ __all__ = [
     "PALETTE",
     "chance_line",
     "figure_grid",
+    "glue_figure",
     "series_style",
     "shared_legend",
     "show",
@@ -688,3 +689,13 @@ def chance_line(ax: Any, value: float, label: str = "chance", *, color: str = _C
     ax.text(0.99, value, label, transform=ax.get_yaxis_transform(), ha="right", va="bottom", color=color,
             fontsize="small")
     return line
+
+
+def glue_figure(name: str, fig: Any) -> None:
+    """Glue ``fig`` under ``name`` for a ``{glue:figure}`` block (numbered, cross-referenceable) and
+    close it, so the page shows it once: where the block is, not also below the cell."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)

@@ -247,3 +247,15 @@ def test_offline_the_real_data_notebooks_are_named_with_the_reason(tmp_path, mon
     assert set(found) == {"notebooks/leaderboard", "notebooks/umdf_real"}
     assert found["notebooks/leaderboard"].startswith("mosi-utterance: ")
     assert "could not be downloaded" in found["notebooks/leaderboard"] and "no route to host" in found["notebooks/leaderboard"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_markers_are_exact(path):
+    """nbval honours a marker only when the comment is exactly the marker: "# NBVAL_IGNORE_OUTPUT (why)"
+    is silently ignored and the cell is compared after all. The reason goes on the next line."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        for line in cell.source.splitlines() if cell.cell_type == "code" else []:
+            if line.lstrip("# ").startswith("NBVAL"):
+                assert line.strip() in ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP", "# NBVAL_CHECK_OUTPUT",
+                                        "# NBVAL_RAISES_EXCEPTION"), f"{path.name}: {line!r}"

@@ -374,3 +374,17 @@ def test_prose_tables_wrap_and_results_tables_do_not():
     df = pd.DataFrame({"verdict": ["no detectable difference"]}, index=["UMDF vs TFN"])
     assert "width: 100%" in styled(df, best=None, prose=True).to_html()
     assert "width: 100%" not in styled(df, best=None).to_html()
+
+
+def test_glue_figure_closes_the_figure_so_the_page_shows_it_once(capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from msa_lib.style import glue_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    glue_figure("t-fig", fig)
+    assert fig.number not in plt.get_fignums()
