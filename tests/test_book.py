@@ -96,7 +96,9 @@ def test_book_builds_without_warnings(html):
     for nb in NOTEBOOKS:
         page = (html / "notebooks" / f"{nb.stem}.html").read_text()
         stored = nbformat.read(nb, as_version=4)
-        n_figures = sum(any(m in o.get("data", {}) for m in ("image/png", "image/svg+xml"))
+        # figures shown in a cell's output, or glued for a {glue:figure} block (papermill's record)
+        n_figures = sum(any(m in o.get("data", {}) for m in ("image/png", "image/svg+xml",
+                                                             "application/papermill.record/image/svg+xml"))
                         for c in stored.cells for o in c.get("outputs", []))
         assert page.count("<img") >= n_figures, f"{nb.name}: figures missing from the rendered page"
         assert "<table" in page, f"{nb.name}: results table missing from the rendered page"
