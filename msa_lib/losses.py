@@ -6,12 +6,16 @@ config. Each function names the paper equation(s) it implements so a reader can 
 UMDF (AAAI 2024): :func:`mmd` and :func:`paired_mmd` (feature distillation, UMDF Eq. 1-3, two
 readings of Eq. 3) and :func:`js_divergence`
 (logits distillation for classification, UMDF Eq. 4-5).
+
+MITR-DNet (ICASSP 2025): :func:`masked_smooth_l1` (reconstruction at the masked positions only, MITR
+Eq. 16) and :func:`simsiam` (symmetric negative cosine with stop-gradient, MITR Eq. 18-19).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -159,3 +163,26 @@ def js_divergence(logits_p: Tensor, logits_q: Tensor, *, clamp: bool = True) -> 
     js = 0.5 * (kl_pm + kl_qm)  # UMDF Eq. 5
     value = js.mean()
     return value.clamp(0.0, math.log(2.0)) if clamp else value
+
+
+def masked_smooth_l1(prediction: Tensor, target: Tensor, missing: Tensor) -> Tensor:
+    """Smooth-L1 between ``prediction`` and ``target`` (B, T, D) at the frames where ``missing``
+    (B, T) is True, averaged over those frames and the features (MITR Eq. 16: the time mask M_m
+    excludes the unmasked positions). No missing frame gives 0 (still part of the graph)."""
+    if prediction.shape != target.shape or missing.shape != prediction.shape[:2]:
+        raise ValueError(f"masked_smooth_l1 expects prediction and target (B, T, D) and a (B, T) mask; got "
+                         f"{tuple(prediction.shape)}, {tuple(target.shape)}, {tuple(missing.shape)}")
+    per_frame = F.smooth_l1_loss(prediction, target, reduction="none").mean(dim=-1)
+    weight = missing.to(per_frame.dtype)
+    return (per_frame * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
+    """D(p, z) = - p·z / (‖p‖ ‖z‖), averaged over the batch (MITR Eq. 19; SimSiam)."""
+    return -F.cosine_similarity(p, z, dim=-1).mean()
+
+
+def simsiam(p1: Tensor, z1: Tensor, p2: Tensor, z2: Tensor) -> Tensor:
+    """½ D(p1, sg(z2)) + ½ D(p2, sg(z1)) (MITR Eq. 18): p = f(x) (predictor ∘ projector), z = h(x)
+    (projector) of two views; no gradient reaches z1 or z2 through this term."""
+    return 0.5 * negative_cosine(p1, z2.detach()) + 0.5 * negative_cosine(p2, z1.detach())

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import baselines, leaderboard, umdf
+from . import baselines, leaderboard, mitr, umdf
 
-CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "leaderboard": leaderboard, "umdf": umdf}
+CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "leaderboard": leaderboard, "mitr": mitr, "umdf": umdf}
 
 #: The four papers the book reproduces and the chapter module of each (None: not written yet).
-PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": None, "SDUMC": None,
+PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": "mitr", "SDUMC": None,
                                  "DAR (IJCAI 2025)": None}
 
 

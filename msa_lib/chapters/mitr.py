@@ -1,0 +1,326 @@
+"""MITR-DNet chapter (Wang et al., ICASSP 2025): paper settings per dataset, profile -> configs,
+the evaluation design (AUILC under per-rate training), the variants of Tables II-IV and of the
+paper-vs-released-code readings, the run specs and the caption text. The network and its loss
+terms are in :mod:`msa_lib.models.mitr_dnet`."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from ..experiments import (ChapterRun, DatasetRuns, Profile, data_options, per_rate_specs, run_chapter, settings_row,
+                           train_once_specs)
+from ..models.mitr_dnet import TERMS, MITRConfig
+from ..report import AUILC_RATES
+from ..results import RunSpec
+from . import baselines
+
+NAME = "mitr"
+TITLE = "MITR-DNet (ICASSP 2025)"
+MODELS = ("mitr_dnet",)
+COVERS = "Tables I–IV, Figs. 3–4, paper vs released code"
+REAL_DATA = "CMU-MOSI utterance features (leaderboard, real-data cell); MOSI / CH-SIMS files: loaders tested"
+STATUS = "tables re-run on synthetic data; real-data leaderboard rows"
+
+#: Paper, "Implementation details": Adam, batch 32, early stopping after 8 epochs without improvement,
+#: seeds averaged; λ1, λ2, λ3 by grid search: (0.01, 0.1, 0.1) on MOSI, (0.3, 0, 0) on SIMS. The
+#: learning rate and the epoch cap are not given: Adam's default 1e-3 and 100 epochs (early stopping
+#: ends every run long before).
+SETTINGS: dict[str, dict] = {
+    "mosi": {"lambdas": (0.01, 0.1, 0.1), "batch_size": 32, "lr": 1e-3, "epochs": 100, "patience": 8},
+    "sims": {"lambdas": (0.3, 0.0, 0.0), "batch_size": 32, "lr": 1e-3, "epochs": 100, "patience": 8},
+}
+#: The paper's seeds (the released code's); profiles use their own unless a page is given seeds.
+PAPER_SEEDS: tuple[int, ...] = (111, 1111, 11111)
+#: Profiles with ``cpu_budget`` (smoke, book) project every modality to this width before its
+#: encoder: the released encoder on the raw 768-d BERT features costs ~5x more per step on CPU.
+CPU_BUDGET: dict[str, int] = {"encoder_dim": 32}
+#: Each model's paper training distribution, for the leaderboard's train-once rows. The paper trains
+#: one student per missing rate (the per-rate design, also on the leaderboard); one model for every
+#: rate is trained on a fresh time mask per batch at the middle of MOSI's range.
+TRAIN_PROTOCOLS: dict[str, str] = {"mitr_dnet": "frame:0.5:resample"}
+#: Runs of the per-rate design: seeds (the paper: 3).
+PER_RATE_SEEDS = 3
+
+MAIN = "MITR-DNet"
+FROZEN = "MITR-DNet, frozen teacher"
+TEACHER = "teacher (complete-trained, frozen)"
+FEATURES = "MITR-DNet, backward = features"
+NO_TF = "MITR-DNet w/o TF"
+#: Variants as model-config overrides of the default (the released-code reading where the paper is
+#: silent: teacher = shared; the paper's where they conflict: backward = time).
+VARIANTS: dict[str, dict] = {
+    MAIN: {},
+    FROZEN: {"teacher": "frozen", "phase": "student"},
+    FEATURES: {"backward": "features"},
+    NO_TF: {"fusion": "sum"},
+    **{f"MITR-DNet n={n}": {"n_modules": n} for n in (1, 2, 3, 5)},
+    "MITR-DNet w/o L_dis": {"use_dis": False},
+    "MITR-DNet w/o L_rec": {"use_rec": False},
+    "MITR-DNet w/o L_sim": {"use_sim": False},
+    "MITR-DNet w/o L_dis, L_rec, L_sim": {"use_dis": False, "use_rec": False, "use_sim": False},
+}
+#: Table II: n = 1..5 (the default n = 4 is MITR-DNet itself).
+TABLE2: dict[int, str] = {n: MAIN if n == MITRConfig.n_modules else f"MITR-DNet n={n}" for n in range(1, 6)}
+#: Table IV: the loss groups switched off one at a time and together.
+TABLE4: tuple[str, ...] = (MAIN, "MITR-DNet w/o L_dis", "MITR-DNet w/o L_rec", "MITR-DNet w/o L_sim",
+                           "MITR-DNet w/o L_dis, L_rec, L_sim")
+#: The paper's reading against the released code's, one switch at a time.
+READINGS: tuple[str, ...] = (MAIN, FROZEN, FEATURES)
+#: The settings row of each table's dataset: Tables II and IV are on CH-SIMS.
+ABLATION_ROW = "sims"
+#: Fig. 4's missing rates.
+FIG4_RATES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def loss_weights(row: str) -> dict[str, float]:
+    """The trainer's loss weights for settings row ``row``: λ1 on each distillation term (MITR Eq.
+    15), λ2 on L_rec^en (Eq. 17), λ3 on L_sim^en (Eq. 20); L_rec^MIB, L_sim^MIB and the teacher's
+    task term weigh 1."""
+    l1, l2, l3 = SETTINGS[row]["lambdas"]
+    return {**{t: l1 for t in TERMS["dis"]}, "rec_en": l2, "sim_en": l3}
+
+
+def model_setup(model: str, row: str, profile: Profile) -> tuple[dict, dict]:
+    """(model_config, train_config) of MITR-DNet for settings row ``row`` under ``profile``: L1 task
+    loss, the paper's batch, patience and λs; :data:`CPU_BUDGET` encoders on CPU profiles."""
+    row = settings_row(NAME, SETTINGS, row)
+    s = SETTINGS[row]
+    model_config = dict(CPU_BUDGET) if profile.cpu_budget else {}
+    patience = s["patience"] if profile.patience is None else min(s["patience"], profile.patience)
+    train_config = {"batch_size": s["batch_size"], "lr": s["lr"], "epochs": profile.epochs_or(s["epochs"]),
+                    "patience": patience, "task_loss": "l1", "loss_weights": loss_weights(row)}
+    return model_config, train_config
+
+
+def teacher_specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int], row: str,
+                  kind: str) -> list[RunSpec]:
+    """The frozen reading's teachers: one per seed, trained on complete data (MITR Eq. 11) and
+    tested at every rate of the dataset's AUILC range (the teacher on the students' masked inputs)."""
+    model_cfg, train_cfg = model_setup("mitr_dnet", row, profile)
+    return train_once_specs("mitr_dnet", dataset, seeds, "complete", [f"frame:{r:g}" for r in AUILC_RATES[kind]],
+                            label=TEACHER, model_config={**model_cfg, "teacher": "frozen", "phase": "teacher"},
+                            train_config=train_cfg, data_options=data_options(dataset, data_path, profile))
+
+
+def variant_specs(variant: str, dataset: str, data_path: str | None, profile: Profile, seeds: list[int], row: str,
+                  kind: str) -> list[RunSpec]:
+    """``variant`` in the per-rate design: one run per (rate, seed), trained and tested at that rate.
+    The frozen reading's students start from their seed's stored teacher (``init_from``): one
+    teacher per seed instead of one per rate."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown MITR-DNet variant {variant!r}; choose from {list(VARIANTS)}")
+    model_cfg, train_cfg = model_setup("mitr_dnet", row, profile)
+    common = {"label": variant, "model_config": {**model_cfg, **VARIANTS[variant]}, "train_config": train_cfg,
+              "data_options": data_options(dataset, data_path, profile)}
+    rates = AUILC_RATES[kind]
+    if variant != FROZEN:
+        return per_rate_specs("mitr_dnet", dataset, rates, seeds, **common)
+    teachers = {t.seed: t.key for t in teacher_specs(dataset, data_path, profile, seeds, row, kind)}
+    return [replace(s, init_from=teachers[s.seed]) for s in per_rate_specs("mitr_dnet", dataset, rates, seeds, **common)]
+
+
+def specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int], settings: str = "",
+          kind: str = "mosi", variants: tuple[str, ...] = (MAIN, FROZEN), with_tfn: bool = True) -> list[RunSpec]:
+    """The chapter's runs on one dataset: each variant per rate; with the frozen reading, its
+    teachers (tested at every rate); and (``with_tfn``) TFN per rate, the baselines chapter's."""
+    row = settings_row(NAME, SETTINGS, dataset, settings)
+    out = teacher_specs(dataset, data_path, profile, seeds, row, kind) if FROZEN in variants else []
+    for variant in variants:
+        out += variant_specs(variant, dataset, data_path, profile, seeds, row, kind)
+    if with_tfn:
+        model_cfg, train_cfg = baselines.model_setup("tfn", row, profile)
+        out += per_rate_specs("tfn", dataset, AUILC_RATES[kind], seeds, label="TFN", model_config=model_cfg,
+                              train_config=train_cfg, data_options=data_options(dataset, data_path, profile))
+    return out
+
+
+def setting_text(profile: Profile) -> str:
+    cfg = MITRConfig()
+    lam = "; ".join(f"λ1, λ2, λ3 = {', '.join(f'{x:g}' for x in s['lambdas'])} on {r.upper()}" for r, s in SETTINGS.items())
+    enc = (f"encoders on {CPU_BUDGET['encoder_dim']}-d projections (CPU budget)" if profile.cpu_budget
+           else "encoders on the raw features")
+    model_cfg, train_cfg = model_setup("mitr_dnet", "mosi", profile)
+    return (f"MITR-DNet n = {cfg.n_modules}, d = {cfg.d}, {enc}; {lam}; batch {train_cfg['batch_size']}, "
+            f"lr {train_cfg['lr']:g}, ≤ {train_cfg['epochs']} epochs, early stopping patience {train_cfg['patience']} "
+            f"on validation MAE ({profile.name} profile)")
+
+
+def run(dataset: str = "synthetic:mosi,synthetic:sims", data_path: str = "", profile: str = "smoke",
+        seeds: str = "", device: str = "auto", results_dir: str = "", settings: str = "",
+        variants: tuple[str, ...] = (MAIN, FROZEN), with_tfn: bool = True) -> ChapterRun:
+    """Build, train (what the store lacks) and load the chapter's per-rate runs on each dataset."""
+    def make(name, path, prof, seed_list, choice, data):
+        return specs(name, path, prof, seed_list[:PER_RATE_SEEDS], choice, data.kind, tuple(variants), with_tfn)
+
+    return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+
+def table_metrics(kind: str) -> list[str]:
+    """Table I's columns: MAE, Corr, Acc-5 / Acc-3, Acc-2 and F1 (has0/non0 on MOSI)."""
+    if kind == "sims":
+        return ["MAE", "Corr", "Acc-3", "Acc-2", "F1"]
+    return ["MAE", "Corr", "Acc-5", "Acc-2_has0", "Acc-2_non0", "F1_has0", "F1_non0"]
+
+
+def paper_dataset(item: DatasetRuns) -> str:
+    """MOSI or SIMS: the paper's dataset whose settings and reported rows a dataset's runs use."""
+    return settings_row(NAME, SETTINGS, item.name, item.settings).upper()
+
+
+def per_rate_results(item: DatasetRuns) -> pd.DataFrame:
+    """The tidy results of the per-rate runs (the teachers are train-once). Every run counts: at
+    rate 1.0 nothing of the input is left, so those runs cannot train (the run-health table flags
+    them) and are part of the curve by definition, as in the foundation's AUILC."""
+    return item.results[item.results["design"] == "per_rate"]
+
+
+def complete_table(item: DatasetRuns, labels: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Table I's complete block: each per-rate variant's rate-0 run (trained on complete data, the
+    student's input is the teacher's) on complete test data; mean ± std over seeds."""
+    from ..report import cells
+    from ..results import summarize
+
+    d = per_rate_results(item)
+    d = d[d["protocol"] == "frame:0"]
+    if labels:
+        d = d[d["variant"].isin(labels)]
+    s = summarize(d, by=("variant", "metric"))
+    s["cell"] = cells(s)
+    out = s.pivot(index="variant", columns="metric", values="cell")
+    metrics = [m for m in table_metrics(item.data.kind) if m in out.columns]
+    return out.reindex([v for v in dict.fromkeys(d["variant"]) if v in out.index])[metrics]
+
+
+def auilc_values(item: DatasetRuns, labels: tuple[str, ...] | None = None, with_teacher: bool = True) -> pd.DataFrame:
+    """Table I's incomplete block: AUILC over the dataset's rates (mean over seeds per rate first,
+    the foundation's definition) of each per-rate variant, and of the frozen teachers tested at
+    every rate (``with_teacher``)."""
+    from ..report import auilc_table
+
+    kind = item.data.kind
+    d = per_rate_results(item)
+    if labels:
+        d = d[d["variant"].isin(labels)]
+    parts = [d]
+    teachers = item.results[item.results["variant"] == TEACHER]
+    if with_teacher and not teachers.empty:
+        parts.insert(0, teachers)
+    return auilc_table(pd.concat(parts, ignore_index=True), table_metrics(kind), kind)
+
+
+def auilc_per_seed(item: DatasetRuns, label: str, metric: str) -> pd.Series:
+    """AUILC of ``metric`` per seed for one variant (what a paired comparison uses)."""
+    from ..metrics import auilc
+    from ..report import curve
+
+    kind = item.data.kind
+    rates = list(AUILC_RATES[kind])
+    c = curve(item.results[item.results["variant"] == label], metric)
+    return pd.Series({seed: auilc(rates, row[rates].to_numpy(), metric) for seed, row in c.iterrows()
+                      if not row[rates].isna().any()}, name=label)
+
+
+def reported_rows(table: str, dataset: str, condition: str, model: str | None = None) -> pd.DataFrame:
+    """The paper's rows of ``table`` (mitr_table1/2/3) for one dataset and condition, wide: one row
+    per model (label "<model> (paper)"), one column per metric."""
+    from ..report import reported
+
+    rows = reported(table, dataset=dataset, condition=condition)
+    if model:
+        rows = rows[rows["model"] == model]
+    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first", sort=False)
+    return wide.rename(index=lambda m: f"{m} (paper)")
+
+
+def beside_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Our rows, then the paper's (formatted as the library formats the metric), same columns."""
+    from ..metrics import metric_spec
+
+    fmt = paper.copy().astype(object)
+    for metric in fmt.columns:  # the paper prints percentages; ours are fractions formatted as %
+        spec = metric_spec(metric)
+        fmt[metric] = [("–" if pd.isna(v) else f"{v:.{spec.decimals}f}") for v in paper[metric]]
+    return pd.concat([ours.astype(object), fmt.reindex(columns=ours.columns).fillna("–")])
+
+
+def format_auilc(values: pd.DataFrame) -> pd.DataFrame:
+    """AUILC values as the tables print them (MAE / Corr plain, accuracies and F1 as the area in %)."""
+    from ..metrics import metric_spec
+
+    return values.apply(lambda col: [("–" if pd.isna(v) else f"{v:.{metric_spec(col.name).decimals}f}") for v in col])
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter page: settings and every choice the paper leaves open
+# ---------------------------------------------------------------------------------------------
+
+def settings_table() -> pd.DataFrame:
+    """The paper's settings per dataset and what each profile runs (computed, for the chapter page)."""
+    from ..experiments import PROFILES
+
+    rows = []
+    for row, s in SETTINGS.items():
+        for prof in PROFILES.values():
+            cfg, train = model_setup("mitr_dnet", row, prof)
+            rows.append({"dataset": row.upper(), "profile": prof.name,
+                         "encoders": f"{cfg['encoder_dim']}-d projection" if cfg.get("encoder_dim") else "raw features",
+                         "n (modules 𝓕)": MITRConfig.n_modules, "d": MITRConfig.d, "batch": train["batch_size"],
+                         "lr": train["lr"], "epochs ≤": train["epochs"], "patience": train["patience"],
+                         "λ1, λ2, λ3": ", ".join(f"{x:g}" for x in s["lambdas"])})
+    return pd.DataFrame(rows).set_index(["dataset", "profile"])
+
+
+def open_choices() -> pd.DataFrame:
+    """Every choice the paper leaves open or where its released code differs: the paper's words, our
+    default (read from the code), the alternatives, and where the book measures them."""
+    cfg = MITRConfig()
+    rows = [
+        ("Teacher and student", "Fig. 2 draws a complete-modality teacher guiding a missing-modality student; the text "
+         "never says the teacher is trained first", f"teacher = {cfg.teacher}: one network on the complete and the "
+         "masked view, trained jointly, targets not detached (released code)", "frozen: teacher trained on complete "
+         "data with Eq. 11, frozen, then the student (init_from: one teacher per seed for every rate)",
+         "ablation page: paper vs released code"),
+        ("Backward direction of MIB-TRL", "“splits the data stream into two directions”", f"backward = {cfg.backward}: "
+         "each sample's valid frames reversed in time, outputs reversed back", "features: the channel axis of the "
+         "(B, C, T) tensor flipped (released code), the time order unchanged", "ablation page: paper vs released code"),
+        ("Modules shared between directions", "“each direction consists of n modules 𝓕”",
+         f"share_blocks = {cfg.share_blocks} (released code)", "share_blocks = False: own modules per direction",
+         "not measured"),
+        ("The two identical convolutions", "“two identical convolutional layers” (no kernel)", "kernel 1 (pointwise), "
+         f"ReLU, to d = {cfg.d}: the forward stack stays causal", "a wider kernel", "not measured"),
+        ("Gated activation, Eq. 1", "ξ = tanh(y_dc) × σ(y_dc), one convolution", "literal: one dilated convolution "
+         "feeds both", "WaveNet's separate filter and gate convolutions", "not measured"),
+        ("Unimodal encoders 𝓔", "“self-attentive encoders”", f"one encoder layer, {cfg.encoder_heads} head, causal "
+         "mask (released code); raw features on the paper profile, a "
+         f"{CPU_BUDGET['encoder_dim']}-d projection first on CPU profiles", "encoder_dim, encoder_heads, "
+         "encoder_causal; BERT fine-tuning is out of scope (text features are consumed)", "settings table"),
+        ("Tokens of the fusion", "X_t, X_a, X_v (no pooling named)", "the mean of Z_m over valid frames (one token per "
+         "modality; also what makes unaligned CH-SIMS lengths fit)", "the released code also averages the padding",
+         "not measured"),
+        ("Eq. 8 / 9", "MLP(Y_t↔v) + Y + MLP(Y_t↔v): the same term twice", "two separately parameterised MLPs", "one "
+         "MLP counted twice", "not measured"),
+        ("Distillation terms, Eq. 13-14", "‖Z̄ − Z̃‖², ‖Ȳ − Z̃‖¹, ‖Ỹ − Z̃‖² summed over modalities", "on the pooled "
+         "tokens, as means over the batch and features (MSE, L1, MSE)", "on the whole sequences; sums instead of means",
+         "not measured"),
+        ("Reconstruction, Eq. 16", "smooth-L1 of X − MLP(·) · (1 − M_m)", "smooth-L1 against the complete input at "
+         "the masked valid frames only, averaged over them", "—", "unit test"),
+        ("SimSiam, Eq. 18", "f and h “MLP with different mapping dimensions”", f"h = projector (Linear + BN without "
+         f"affine, {cfg.proj_dim}-d), f = predictor ({cfg.pred_dim}-d bottleneck) ∘ projector, on pooled E_m and "
+         "Z_m", "—", "unit test"),
+        ("Student masks", "“a randomly generated time mask g_m”", "per-rate runs: one fixed mask per split and rate "
+         "(the foundation's per-rate design, EMT-DLFR / TFR-Net code); leaderboard train-once row: "
+         f"{TRAIN_PROTOCOLS['mitr_dnet']}", "frame:P:resample per rate (a fresh mask per batch)", "not measured"),
+        ("Learning rate, epochs", "Adam, batch 32, early stopping at 8 epochs", f"lr {SETTINGS['mosi']['lr']:g}, ≤ "
+         f"{SETTINGS['mosi']['epochs']} epochs, selected on validation MAE (= the student's L1 task term)",
+         "the released code stops on the validation total loss", "not measured"),
+        ("Complete-modality results", "“complete modality setting … the teacher model accomplishes the task alone”",
+         "the rate-0 run of each per-rate variant, tested on complete data", "the frozen teacher on complete data",
+         "Table I page"),
+    ]
+    return pd.DataFrame(rows, columns=["choice", "paper's words", "our default", "alternatives",
+                                       "measured"]).set_index("choice")

@@ -1,0 +1,333 @@
+"""Tests for MITR-DNet (msa_lib.models.mitr_dnet), its loss terms (msa_lib.losses) and its chapter."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from msa_lib.chapters import mitr
+from msa_lib.core import Batch
+from msa_lib.data.container import MODALITIES, MSADataset, MSASplit
+from msa_lib.losses import masked_smooth_l1, negative_cosine, simsiam
+from msa_lib.models.mitr_dnet import MIBTRL, TERMS, CausalStack, MITRConfig, MITRDNet, reverse_valid
+from msa_lib.train import TrainConfig, Trainer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+DIMS = {"text": 7, "audio": 3, "vision": 5}
+SMALL = dict(d=8, proj_dim=6, pred_dim=4, dropout=0.0)
+
+
+def make_batch(B: int = 5, T: int = 9, seed: int = 0, p_drop: float = 0.4, unaligned: bool = False) -> Batch:
+    """A post-padded batch: ``features`` frame-masked, ``complete`` the unmasked input, ``keep`` the mask."""
+    g = torch.Generator().manual_seed(seed)
+    ts = {m: T + (i if unaligned else 0) for i, m in enumerate(MODALITIES)}
+    lengths = {m: torch.randint(2, ts[m] + 1, (B,), generator=g) for m in MODALITIES}
+    valid = {m: torch.arange(ts[m])[None, :] < lengths[m][:, None] for m in MODALITIES}
+    complete = {m: torch.randn(B, ts[m], DIMS[m], generator=g) * valid[m][..., None] for m in MODALITIES}
+    keep = {m: valid[m] & (torch.rand(B, ts[m], generator=g) > p_drop) for m in MODALITIES}
+    feats = {m: complete[m] * keep[m][..., None] for m in MODALITIES}
+    return Batch(features=feats, lengths=lengths, keep=keep, labels=torch.randn(B, generator=g), complete=complete)
+
+
+# ---------------------------------------------------------------------------------------------
+# MIB-TRL (MITR Eq. 1-3)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+def test_forward_stack_is_causal_and_sees_exactly_2_to_the_n_frames(n: int) -> None:
+    torch.manual_seed(0)
+    stack = CausalStack(4, n)
+    T, t = 40, 30
+    x = torch.randn(1, 4, T)
+    base = stack(x)[-1][..., t]
+    future = x.clone()
+    future[..., t + 1:] = torch.randn(1, 4, T - t - 1)
+    assert torch.equal(stack(future)[-1][..., t], base), "an output at t must not depend on frames after t"
+    assert stack.receptive_field == 2 ** n
+    oldest = t - (2 ** n - 1)  # the oldest frame the output at t sees
+    inside, outside = x.clone(), x.clone()
+    inside[..., oldest] += 1.0
+    outside[..., oldest - 1] += 1.0
+    assert not torch.allclose(stack(inside)[-1][..., t], base)
+    assert torch.equal(stack(outside)[-1][..., t], base)
+
+
+def test_reverse_valid_reverses_each_sample_within_its_length() -> None:
+    x = torch.arange(2 * 5, dtype=torch.float32).view(2, 5, 1)
+    out = reverse_valid(x, torch.tensor([3, 5]))
+    assert out[0, :, 0].tolist() == [2, 1, 0, 3, 4]  # padding (frames 3, 4) stays in place
+    assert out[1, :, 0].tolist() == [9, 8, 7, 6, 5]
+    assert torch.equal(reverse_valid(out, torch.tensor([3, 5])), x)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_backward_time_is_the_forward_stack_on_the_reversed_input_flipped_back(share: bool) -> None:
+    torch.manual_seed(0)
+    mib = MIBTRL(3, 6, 3, share_blocks=share, backward="time")
+    x = torch.randn(4, 10, 3)
+    lengths = torch.tensor([10, 7, 4, 1])
+    x = x * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
+    y = mib.convs(x.transpose(1, 2)).transpose(1, 2) * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
+    fwd = [o.transpose(1, 2) for o in mib.forward_stack(y.transpose(1, 2))]
+    bwd = [reverse_valid(o.transpose(1, 2), lengths)
+           for o in mib.backward_stack(reverse_valid(y, lengths).transpose(1, 2))]
+    expected = sum(f + b for f, b in zip(fwd, bwd)) * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
+    assert torch.allclose(mib(x, lengths), expected, atol=1e-6)
+    # a sample's output does not depend on its padding or on the other samples' lengths
+    alone = mib(x[1:2, :7], lengths[1:2])
+    assert torch.allclose(mib(x, lengths)[1, :7], alone[0], atol=1e-5)
+
+
+def test_backward_features_flips_channels_and_keeps_time_order() -> None:
+    torch.manual_seed(0)
+    mib = MIBTRL(3, 6, 2, share_blocks=True, backward="features")
+    x = torch.randn(2, 8, 3)
+    lengths = torch.tensor([8, 8])
+    y = mib.convs(x.transpose(1, 2))
+    expected = sum(f + b.flip(1) for f, b in zip(mib.forward_stack(y), mib.forward_stack(y.flip(1)))).transpose(1, 2)
+    assert torch.allclose(mib(x, lengths), expected, atol=1e-6)
+    # the released reading is causal in both stacks: frames after t never reach the output at t
+    later = x.clone()
+    later[:, 5:] = torch.randn(2, 3, 3)
+    assert torch.allclose(mib(later, lengths)[:, :5], mib(x, lengths)[:, :5], atol=1e-6)
+    time = MIBTRL(3, 6, 2, share_blocks=True, backward="time")
+    time.load_state_dict(mib.state_dict())
+    assert not torch.allclose(time(later, lengths)[:, :5], time(x, lengths)[:, :5], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# loss terms (MITR Eq. 16, 18-19)
+# ---------------------------------------------------------------------------------------------
+
+def test_masked_smooth_l1_against_a_loop_and_ignores_unmasked_positions() -> None:
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(3, 4, 2, generator=g) * 2, torch.randn(3, 4, 2, generator=g)
+    missing = torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.bool)
+    terms = []
+    for b in range(3):
+        for t in range(4):
+            if missing[b, t]:
+                d = (pred[b, t] - target[b, t]).abs()
+                terms.append(float(torch.where(d < 1, 0.5 * d ** 2, d - 0.5).mean()))
+    assert masked_smooth_l1(pred, target, missing).item() == pytest.approx(sum(terms) / len(terms), rel=1e-6)
+    changed = pred.clone()
+    changed[~missing] += 100.0
+    assert masked_smooth_l1(changed, target, missing).item() == pytest.approx(sum(terms) / len(terms), rel=1e-6)
+    assert masked_smooth_l1(pred, target, torch.zeros(3, 4, dtype=torch.bool)).item() == 0.0
+    with pytest.raises(ValueError, match=r"\(B, T\) mask"):
+        masked_smooth_l1(pred, target, missing[:, :3])
+
+
+def test_simsiam_value_and_no_gradient_through_the_stop_gradient_branch() -> None:
+    g = torch.Generator().manual_seed(0)
+    p1, z1, p2, z2 = (torch.randn(4, 5, generator=g, requires_grad=True) for _ in range(4))
+    value = simsiam(p1, z1, p2, z2)
+    cos = lambda a, b: (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))  # noqa: E731
+    expected = -0.5 * cos(p1, z2).mean() - 0.5 * cos(p2, z1).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    value.backward()
+    assert z1.grad is None and z2.grad is None, "sg(·): no gradient reaches z through the SimSiam term"
+    assert p1.grad.abs().sum() > 0 and p2.grad.abs().sum() > 0
+    assert negative_cosine(torch.ones(2, 3), 2 * torch.ones(2, 3)).item() == pytest.approx(-1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+
+def model(**overrides) -> MITRDNet:
+    torch.manual_seed(0)
+    return MITRDNet(DIMS, MITRConfig(**{**SMALL, **overrides}))
+
+
+def test_reconstruction_terms_ignore_the_unmasked_positions() -> None:
+    net, batch = model(), make_batch()
+    net.train()
+    base = net(batch).losses
+    changed = {m: v.clone() for m, v in batch.complete.items()}
+    for m in MODALITIES:  # the complete input changes only where the student sees it
+        changed[m][batch.keep[m]] += 50.0
+    torch.manual_seed(1)
+    moved_batch = Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep, labels=batch.labels,
+                        complete={m: torch.where(batch.keep[m][..., None], batch.features[m], batch.complete[m])
+                                  for m in MODALITIES})
+    # the student's input is unchanged; the teacher's complete input differs only at kept frames,
+    # where it equals the student's: only the reconstruction targets at missing frames matter
+    out = net(moved_batch).losses
+    for term in TERMS["rec"]:
+        assert out[term].item() == pytest.approx(base[term].item(), rel=1e-6)
+    missing_changed = {m: batch.complete[m] + (~batch.keep[m])[..., None] * 50.0 for m in MODALITIES}
+    out = net(Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep, labels=batch.labels,
+                    complete=missing_changed)).losses
+    assert out["rec_mib"].item() != pytest.approx(base["rec_mib"].item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("switch, group", [("use_dis", "dis"), ("use_rec", "rec"), ("use_sim", "sim")])
+def test_each_loss_switch_removes_exactly_its_terms(switch: str, group: str) -> None:
+    batch = make_batch()
+    full, off = model(), model(**{switch: False})
+    off.load_state_dict(full.state_dict())
+    full.train(), off.train()
+    on_terms, off_terms = full(batch).losses, off(batch).losses
+    assert set(on_terms) == {t for ts in TERMS.values() for t in ts}
+    assert set(off_terms) == set(on_terms) - set(TERMS[group])
+    for t in off_terms:
+        assert off_terms[t].item() == pytest.approx(on_terms[t].item(), rel=1e-6)
+    assert torch.equal(full(batch).prediction, off(batch).prediction)
+
+
+def test_structural_switches_remove_their_module() -> None:
+    from msa_lib.models.mitr_dnet import TransformerFusion
+
+    assert isinstance(model().student.fusion, TransformerFusion)
+    no_tf = model(fusion="sum")
+    assert not any(isinstance(m, TransformerFusion) for m in no_tf.modules())
+    for n in (1, 5):
+        mib = model(n_modules=n).student.mib["text"]
+        assert len(mib.forward_stack.blocks) == n and mib.forward_stack.receptive_field == 2 ** n
+    mib = model().student.mib["text"]
+    assert mib.backward_stack is mib.forward_stack
+    own = model(share_blocks=False).student.mib["text"]
+    assert own.backward_stack is not own.forward_stack
+    shared, frozen = model(), model(teacher="frozen")
+    assert shared.teacher is shared.student and frozen.teacher is not frozen.student
+    frozen.train()
+    assert "teacher" in shared.train()(make_batch()).losses and "teacher" not in frozen(make_batch()).losses
+
+
+def test_distillation_targets_are_not_detached_in_the_shared_reading() -> None:
+    net, batch = model(), make_batch()
+    net.train()
+
+    def grad_of(loss: torch.Tensor) -> torch.Tensor:
+        net.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in net.student.mib.parameters()])
+
+    def tokens() -> tuple[dict, dict]:
+        return net.student(batch.features, batch.lengths)["X"], net.teacher(batch.complete, batch.lengths)["X"]
+
+    shared = grad_of(net(batch).losses["dis_ts_mib"])
+    s, t = tokens()
+    detached = grad_of(sum(F.mse_loss(s[m], t[m].detach()) for m in MODALITIES))
+    s, t = tokens()
+    attached = grad_of(sum(F.mse_loss(s[m], t[m]) for m in MODALITIES))
+    assert torch.allclose(shared, attached, atol=1e-6) and not torch.allclose(shared, detached, atol=1e-4)
+
+
+def test_inference_uses_only_the_given_input() -> None:
+    net, batch = model(), make_batch()
+    net.eval()
+    out = net(batch)
+    assert out.losses == {} and out.prediction.shape == (5,)
+    other = Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep, complete=None)
+    assert torch.equal(net(other).prediction, out.prediction)
+
+
+def test_unaligned_lengths_and_classification_outputs() -> None:
+    net = MITRDNet(DIMS, MITRConfig(**SMALL), n_classes=4)
+    batch = make_batch(unaligned=True)
+    batch.labels, batch.class_labels = None, torch.randint(0, 2, (5, 4))
+    net.train()
+    out = net(batch)
+    assert out.prediction.shape == (5, 4, 2) and torch.isfinite(out.losses["teacher"])
+
+
+def test_bad_configs_name_the_field() -> None:
+    with pytest.raises(ValueError, match="backward"):
+        MITRConfig(backward="channels")
+    with pytest.raises(ValueError, match="phase"):
+        MITRConfig(phase="student")  # only the frozen reading has phases
+    with pytest.raises(ValueError, match="encoder_heads=2"):
+        MITRDNet(DIMS, MITRConfig(encoder_heads=2))  # raw dims 7, 3, 5 are odd
+
+
+# ---------------------------------------------------------------------------------------------
+# training: stages, frozen teacher, determinism
+# ---------------------------------------------------------------------------------------------
+
+def tiny_dataset(n: int = 24, T: int = 6) -> MSADataset:
+    rng = np.random.default_rng(0)
+
+    def split(name: str, size: int) -> MSASplit:
+        lengths = rng.integers(2, T + 1, size=size)
+        valid = np.arange(T)[None, :] < lengths[:, None]
+        feats = {m: (rng.normal(size=(size, T, d)) * valid[..., None]).astype(np.float32) for m, d in DIMS.items()}
+        labels = np.clip(feats["text"].sum(axis=(1, 2)) / lengths, -3, 3).astype(np.float32)
+        return MSASplit(text=feats["text"], audio=feats["audio"], vision=feats["vision"],
+                        lengths={m: lengths.copy() for m in MODALITIES}, labels=labels,
+                        ids=[f"{name}_{i}" for i in range(size)], name=name, source="tiny")
+
+    return MSADataset(name="tiny", kind="mosi", splits={"train": split("train", n), "valid": split("valid", 8),
+                                                        "test": split("test", 8)}, source="tiny")
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_frozen_teacher_does_not_change_while_the_student_trains() -> None:
+    net = model(teacher="frozen", phase="student")
+    teacher0, student0 = params(net.teacher), params(net.student)
+    config = TrainConfig(epochs=2, patience=None, task_loss="l1", progress=False)
+    Trainer(net, tiny_dataset(), config, train_protocol="frame:0.5", seed=1).fit()
+    assert all(torch.equal(v, params(net.teacher)[k]) for k, v in teacher0.items())
+    assert any(not torch.equal(v, params(net.student)[k]) for k, v in student0.items())
+
+
+def test_both_phases_train_the_teacher_first_on_complete_data_then_the_student() -> None:
+    net = model(teacher="frozen")
+    assert [s.name for s in net.stages(None)] == ["teacher", "student"]
+    assert net.stages(None)[0].protocol == "complete" and net.stages(None)[0].freeze == ("student",)
+    teacher0 = params(net.teacher)
+    trainer = Trainer(net, tiny_dataset(), TrainConfig(epochs=2, patience=None, task_loss="l1", progress=False),
+                      train_protocol="frame:0.5", seed=1)
+    history = trainer.fit()
+    assert [h["stage"] for h in history] == ["teacher"] * 2 + ["student"] * 2
+    assert not any(k.startswith("train/dis") for k in history[0]) and "train/dis_ts_mib" in history[-1]
+    assert any(not torch.equal(v, params(net.teacher)[k]) for k, v in teacher0.items())
+
+
+def test_same_seed_gives_identical_metrics() -> None:
+    from msa_lib.runs import run_one
+    from msa_lib.results import RunSpec
+
+    data = tiny_dataset()
+    spec = RunSpec(model="mitr_dnet", dataset="tiny", seed=3, train_protocol="frame:0.3",
+                   eval_protocols=("complete", "frame:0.3"), model_config=SMALL,
+                   train_config={"epochs": 2, "task_loss": "l1"})
+    a, b = run_one(spec, data, device="cpu", progress=False), run_one(spec, data, device="cpu", progress=False)
+    assert a["metrics"] == b["metrics"] and a["history"] == b["history"]
+    assert all(math.isfinite(v) for v in a["metrics"]["complete"].values() if not (isinstance(v, float) and math.isnan(v)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter
+# ---------------------------------------------------------------------------------------------
+
+def test_frozen_students_start_from_their_seeds_stored_teacher() -> None:
+    from msa_lib.experiments import get_profile
+
+    prof = get_profile("smoke")
+    out = mitr.specs("synthetic:sims", None, prof, [1, 2], kind="sims", variants=(mitr.MAIN, mitr.FROZEN),
+                     with_tfn=False)
+    teachers = {s.seed: s for s in out if s.label == mitr.TEACHER}
+    students = [s for s in out if s.label == mitr.FROZEN]
+    assert len(teachers) == 2 and len(students) == 2 * 6  # one teacher per seed, not per rate
+    assert all(s.init_from == teachers[s.seed].key for s in students)
+    assert all(s.model_config["phase"] == "student" for s in students)
+    assert teachers[1].eval_protocols == tuple(f"frame:{r:g}" for r in (0, .1, .2, .3, .4, .5))
+    assert {s.train_protocol for s in out if s.label == mitr.MAIN} == {f"frame:{r:g}" for r in (0, .1, .2, .3, .4, .5)}
+
+
+def test_loss_weights_follow_the_papers_lambdas() -> None:
+    w = mitr.loss_weights("sims")
+    assert w == {"dis_ts_mib": 0.3, "dis_ts_tf": 0.3, "dis_ss_tf": 0.3, "rec_en": 0.0, "sim_en": 0.0}
+    w = mitr.loss_weights("mosi")
+    assert w["dis_ss_tf"] == 0.01 and w["rec_en"] == 0.1 and w["sim_en"] == 0.1
+    with pytest.raises(ValueError, match="no settings for 'iemocap'"):
+        mitr.model_setup("mitr_dnet", "iemocap", None)
