@@ -18,7 +18,7 @@ Protocol specs (strings, used in configs, result keys and table headers):
 ``frame:P``                  intra-modality: every valid frame of every modality kept iff U(0,1) > P.
                              ``fixed`` variant (default): one mask per split drawn at load time from a
                              per-modality seed and kept for every epoch (EMT-DLFR / TFR-Net code);
-``frame:P:resample``         a fresh mask for every training batch (UMDF, MITR student).
+``frame:P:resample``         a fresh mask for every training batch (UMDF; MITR-DNet's train-once row).
 ``modality:la``              inter-modality: only the listed modalities (l, a, v) are available,
                              the others are zeroed entirely (padding included: the whole
                              modality is absent). ``modality:lav`` is complete.

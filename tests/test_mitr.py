@@ -42,18 +42,33 @@ def test_forward_stack_is_causal_and_sees_exactly_2_to_the_n_frames(n: int) -> N
     torch.manual_seed(0)
     stack = CausalStack(4, n)
     T, t = 40, 30
-    x = torch.randn(1, 4, T)
-    base = stack(x)[-1][..., t]
+    x = torch.randn(1, T, 4)
+    base = stack(x)[-1][:, t]
     future = x.clone()
-    future[..., t + 1:] = torch.randn(1, 4, T - t - 1)
-    assert torch.equal(stack(future)[-1][..., t], base), "an output at t must not depend on frames after t"
+    future[:, t + 1:] = torch.randn(1, T - t - 1, 4)
+    assert torch.equal(stack(future)[-1][:, t], base), "an output at t must not depend on frames after t"
     assert stack.receptive_field == 2 ** n
     oldest = t - (2 ** n - 1)  # the oldest frame the output at t sees
     inside, outside = x.clone(), x.clone()
-    inside[..., oldest] += 1.0
-    outside[..., oldest - 1] += 1.0
-    assert not torch.allclose(stack(inside)[-1][..., t], base)
-    assert torch.equal(stack(outside)[-1][..., t], base)
+    inside[:, oldest] += 1.0
+    outside[:, oldest - 1] += 1.0
+    assert not torch.allclose(stack(inside)[-1][:, t], base)
+    assert torch.equal(stack(outside)[-1][:, t], base)
+
+
+def test_time_aware_module_is_a_dilated_causal_convolution() -> None:
+    from msa_lib.models.mitr_dnet import TimeAwareModule
+
+    torch.manual_seed(0)
+    block = TimeAwareModule(3, dilation=2)
+    conv = torch.nn.Conv1d(3, 3, kernel_size=2, dilation=2)
+    with torch.no_grad():  # the conv's taps: weight[..., 0] reads t - d, weight[..., 1] reads t
+        conv.weight.copy_(torch.stack([block.dconv.weight[:, :3], block.dconv.weight[:, 3:]], dim=-1))
+        conv.bias.copy_(block.dconv.bias)
+    y = torch.randn(2, 7, 3)
+    y_dc = conv(F.pad(y.transpose(1, 2), (2, 0))).transpose(1, 2)  # MITR Eq. 1 with torch's convolution
+    expected = block.pointwise(torch.tanh(y_dc) * torch.sigmoid(y_dc)) + y
+    assert torch.allclose(block(y), expected, atol=1e-6)
 
 
 def test_reverse_valid_reverses_each_sample_within_its_length() -> None:
@@ -71,10 +86,9 @@ def test_backward_time_is_the_forward_stack_on_the_reversed_input_flipped_back(s
     x = torch.randn(4, 10, 3)
     lengths = torch.tensor([10, 7, 4, 1])
     x = x * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
-    y = mib.convs(x.transpose(1, 2)).transpose(1, 2) * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
-    fwd = [o.transpose(1, 2) for o in mib.forward_stack(y.transpose(1, 2))]
-    bwd = [reverse_valid(o.transpose(1, 2), lengths)
-           for o in mib.backward_stack(reverse_valid(y, lengths).transpose(1, 2))]
+    y = mib.convs(x) * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
+    fwd = mib.forward_stack(y)
+    bwd = [reverse_valid(o, lengths) for o in mib.backward_stack(reverse_valid(y, lengths))]
     expected = sum(f + b for f, b in zip(fwd, bwd)) * (torch.arange(10)[None, :] < lengths[:, None])[..., None]
     assert torch.allclose(mib(x, lengths), expected, atol=1e-6)
     # a sample's output does not depend on its padding or on the other samples' lengths
@@ -87,8 +101,8 @@ def test_backward_features_flips_channels_and_keeps_time_order() -> None:
     mib = MIBTRL(3, 6, 2, share_blocks=True, backward="features")
     x = torch.randn(2, 8, 3)
     lengths = torch.tensor([8, 8])
-    y = mib.convs(x.transpose(1, 2))
-    expected = sum(f + b.flip(1) for f, b in zip(mib.forward_stack(y), mib.forward_stack(y.flip(1)))).transpose(1, 2)
+    y = mib.convs(x)
+    expected = sum(f + b.flip(-1) for f, b in zip(mib.forward_stack(y), mib.forward_stack(y.flip(-1))))
     assert torch.allclose(mib(x, lengths), expected, atol=1e-6)
     # the released reading is causal in both stacks: frames after t never reach the output at t
     later = x.clone()

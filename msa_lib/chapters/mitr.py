@@ -39,8 +39,13 @@ CPU_BUDGET: dict[str, int] = {"encoder_dim": 32}
 #: one student per missing rate (the per-rate design, also on the leaderboard); one model for every
 #: rate is trained on a fresh time mask per batch at the middle of MOSI's range.
 TRAIN_PROTOCOLS: dict[str, str] = {"mitr_dnet": "frame:0.5:resample"}
-#: Runs of the per-rate design: seeds (the paper: 3).
+#: Runs of the per-rate design: seeds (the paper: 3); the smoke profile, which nbval replays, runs one.
 PER_RATE_SEEDS = 3
+
+
+def rate_seeds(profile: Profile, seeds: list[int]) -> list[int]:
+    """The seeds a page's per-rate design trains: the first :data:`PER_RATE_SEEDS` (one on smoke)."""
+    return seeds[:1 if profile.name == "smoke" else PER_RATE_SEEDS]
 
 MAIN = "MITR-DNet"
 FROZEN = "MITR-DNet, frozen teacher"
@@ -151,7 +156,7 @@ def run(dataset: str = "synthetic:mosi,synthetic:sims", data_path: str = "", pro
         variants: tuple[str, ...] = (MAIN, FROZEN), with_tfn: bool = True) -> ChapterRun:
     """Build, train (what the store lacks) and load the chapter's per-rate runs on each dataset."""
     def make(name, path, prof, seed_list, choice, data):
-        return specs(name, path, prof, seed_list[:PER_RATE_SEEDS], choice, data.kind, tuple(variants), with_tfn)
+        return specs(name, path, prof, rate_seeds(prof, seed_list), choice, data.kind, tuple(variants), with_tfn)
 
     return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
 
@@ -214,15 +219,17 @@ def auilc_values(item: DatasetRuns, labels: tuple[str, ...] | None = None, with_
 
 
 def auilc_per_seed(item: DatasetRuns, label: str, metric: str) -> pd.Series:
-    """AUILC of ``metric`` per seed for one variant (what a paired comparison uses)."""
-    from ..metrics import auilc
+    """AUILC of ``metric`` per seed for one variant (what a paired comparison uses), in the metric's
+    stored units (fractions for accuracies, so it formats like the metric)."""
+    from ..metrics import auilc, metric_spec
     from ..report import curve
 
     kind = item.data.kind
     rates = list(AUILC_RATES[kind])
     c = curve(item.results[item.results["variant"] == label], metric)
-    return pd.Series({seed: auilc(rates, row[rates].to_numpy(), metric) for seed, row in c.iterrows()
-                      if not row[rates].isna().any()}, name=label)
+    scale = metric_spec(metric).scale  # stored like the metric (fractions), as the leaderboard's
+    return pd.Series({seed: auilc(rates, row[rates].to_numpy(), metric) / scale for seed, row in c.iterrows()
+                      if not row[rates].isna().any()}, name=label, dtype=float)
 
 
 def reported_rows(table: str, dataset: str, condition: str, model: str | None = None) -> pd.DataFrame:
@@ -324,3 +331,239 @@ def open_choices() -> pd.DataFrame:
     ]
     return pd.DataFrame(rows, columns=["choice", "paper's words", "our default", "alternatives",
                                        "measured"]).set_index("choice")
+
+
+# ---------------------------------------------------------------------------------------------
+# verdicts: the student against the teacher and TFN, paired over seeds
+# ---------------------------------------------------------------------------------------------
+
+def auilc_verdicts(item: DatasetRuns, method: str, others: tuple[str, ...], metrics: tuple[str, ...] = ("MAE", "Acc-2")
+                   ) -> pd.DataFrame:
+    """``method``'s AUILC against each of ``others`` per metric: paired over seeds, the 95 %
+    t-interval of the difference and a verdict (:func:`msa_lib.report.paired_comparison`). On MOSI
+    "Acc-2" is Acc-2 non0."""
+    from ..report import paired_comparison
+
+    rows = []
+    for metric in metrics:
+        name = metric if metric in table_metrics(item.data.kind) else f"{metric}_non0"
+        labels = [method, *others]
+        values = pd.concat([auilc_per_seed(item, label, name) for label in labels], axis=1)
+        for other in others:
+            if other not in values.columns or values[other].dropna().empty:
+                continue
+            rows.append(paired_comparison(values, method, other, name))
+    return pd.DataFrame(rows)
+
+
+def verdict_text(verdicts: pd.DataFrame, paper: str) -> str:
+    """One sentence per comparison of :func:`auilc_verdicts`: better / worse / no detectable difference."""
+    from ..metrics import format_value
+
+    parts = []
+    for r in verdicts.to_dict("records"):
+        fmt = lambda v: format_value(r["metric"], v)  # noqa: E731
+        if r["verdict"] in ("better", "worse"):
+            word = "beats" if r["verdict"] == "better" else "is below"
+        elif r["verdict"] == "no detectable difference":
+            word = "is not distinguishable from"
+        else:
+            word = f"cannot be compared with ({r['verdict']})"
+        parts.append(f"{r['method']} {word} {r['baseline']} on {r['metric']} AUILC ({fmt(r['method mean'])} vs "
+                     f"{fmt(r['baseline mean'])}, {r['seeds']} seeds)")
+    return f"**{paper}-shaped data:** " + "; ".join(parts) + "." if parts else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# the ablation page: Tables II-IV and the paper against the released code
+# ---------------------------------------------------------------------------------------------
+
+def ablation_variants(row: str) -> tuple[str, ...]:
+    """What the ablation page trains on a dataset with settings row ``row``: Table III (w/o TF) and
+    the readings everywhere; Tables II and IV on CH-SIMS, as the paper."""
+    out = [MAIN, NO_TF, FROZEN, FEATURES]
+    if row == ABLATION_ROW:
+        out += [v for v in [*TABLE2.values(), *TABLE4] if v not in out]
+    return tuple(out)
+
+
+def ablation(dataset: str = "synthetic:mosi,synthetic:sims", data_path: str = "", profile: str = "smoke",
+             seeds: str = "", device: str = "auto", results_dir: str = "", settings: str = "") -> ChapterRun:
+    """The ablation page's per-rate runs (:func:`ablation_variants` per dataset; MITR-DNet and the
+    frozen reading are shared with the Table I page through the results store)."""
+    def make(name, path, prof, seed_list, choice, data):
+        row = settings_row(NAME, SETTINGS, name, choice)
+        return specs(name, path, prof, rate_seeds(prof, seed_list), choice, data.kind, ablation_variants(row),
+                     with_tfn=False)
+
+    return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
+
+
+def table2(item: DatasetRuns) -> pd.DataFrame:
+    """Table II: AUILC per number of modules n (rows "n = 1" …), ours beside the paper's."""
+    ours = format_auilc(auilc_values(item, tuple(TABLE2.values()), with_teacher=False))
+    ours = ours.rename(index={label: f"n = {n}" for n, label in TABLE2.items()})
+    paper = reported_rows("mitr_table2", paper_dataset(item), "AUILC")
+    paper = paper.rename(index=lambda m: "n = " + m.split("n=")[1].split()[0] + " (paper)")
+    return beside_paper(ours, paper)
+
+
+def table3(item: DatasetRuns) -> pd.DataFrame:
+    """Table III: MITR-DNet with and without Transformer Fusion, complete (the rate-0 runs) and
+    incomplete (AUILC), ours beside the paper's w/o TF row."""
+    metrics = ["Acc-3" if item.data.kind == "sims" else "Acc-5", "MAE", "Corr"]
+    complete = complete_table(item, (MAIN, NO_TF))[metrics]
+    incomplete = format_auilc(auilc_values(item, (MAIN, NO_TF), with_teacher=False))[metrics]
+    paper = paper_dataset(item)
+    rows = {"complete": (complete, reported_rows("mitr_table3", paper, "complete")),
+            "incomplete (AUILC)": (incomplete, reported_rows("mitr_table3", paper, "AUILC"))}
+    parts = {setting: beside_paper(ours, rep.reindex(columns=metrics)) for setting, (ours, rep) in rows.items()}
+    return pd.concat(parts, names=["setting", "model"])
+
+
+def table4(item: DatasetRuns) -> pd.DataFrame:
+    """Table IV: AUILC with the loss groups switched off one at a time and together (the paper's
+    numbers did not survive text extraction: ours only)."""
+    return format_auilc(auilc_values(item, TABLE4, with_teacher=False))
+
+
+def readings(item: DatasetRuns) -> pd.DataFrame:
+    """The paper against the released code: per reading (and the frozen teacher on the students'
+    masked inputs), complete (rate-0 run) and AUILC MAE and Acc-2; mean ± std over seeds."""
+    from ..metrics import format_mean_std
+
+    acc = "Acc-2" if item.data.kind == "sims" else "Acc-2_non0"
+    labels = [v for v in (TEACHER, *READINGS) if (item.results["variant"] == v).any()]
+    complete = complete_table(item, READINGS)
+    rows = []
+    for label in labels:
+        row = {"reading": label}
+        for metric in ("MAE", acc):
+            row[f"complete {metric}"] = complete.loc[label, metric] if label in complete.index else "–"
+            values = auilc_per_seed(item, label, metric)
+            row[f"AUILC {metric}"] = format_mean_std(metric, values.mean(), values.std()) if len(values) else "–"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("reading")
+
+
+READING_TEXT: dict[str, str] = {
+    MAIN: "teacher = shared (released code), backward = time (paper)",
+    FROZEN: "teacher = frozen (the paper's figure), backward = time",
+    FEATURES: "teacher = shared, backward = features (released code)",
+    TEACHER: "the frozen reading's teacher, trained on complete data, on the students' masked inputs",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------
+
+def example_samples(item: DatasetRuns, n: int = 5) -> list[int]:
+    """Fig. 3's samples: the test samples whose labels are nearest the 0, 25, 50, 75 and 100 %
+    quantiles of the test labels (a spread from most negative to most positive)."""
+    import numpy as np
+
+    labels = item.data["test"].labels
+    picks: list[int] = []
+    for q in np.linspace(0, 1, n):
+        order = np.argsort(np.abs(labels - np.quantile(labels, q)), kind="stable")
+        picks.append(int(next(i for i in order if i not in picks)))
+    return picks
+
+
+def example_predictions(runs: ChapterRun, item: DatasetRuns, labels: tuple[str, ...] = (MAIN, FROZEN, "TFN"),
+                        device: str = "auto") -> pd.DataFrame:
+    """Fig. 3: for the :func:`example_samples`, the true label and each model's prediction on the
+    complete test input (its rate-0 run, the first seed), one row per model."""
+    from ..runs import stored_model
+    from ..train import predict
+
+    picks = example_samples(item)
+    test = item.data["test"]
+    rows = {"true label": test.labels[picks]}
+    for label in labels:
+        spec = next((s for s in item.specs if s.label == label and s.train_protocol == "frame:0"), None)
+        if spec is None:
+            continue
+        model = stored_model(spec, runs.store, item.data, device)
+        rows[label] = predict(model, test, device=model_device(model))["prediction"][picks]
+    return pd.DataFrame(rows, index=[test.ids[i] for i in picks]).T
+
+
+def model_device(model) -> str:
+    return str(next(model.parameters()).device)
+
+
+def loss_curves(item: DatasetRuns, label: str = MAIN, rates: tuple[float, ...] = FIG4_RATES) -> pd.DataFrame:
+    """Fig. 4: the student's training loss per epoch (the weighted total and each term as logged,
+    unweighted) for each missing rate of ``rates``, the first seed: tidy (rate, epoch, term, value)."""
+    seed = min(r["spec"]["seed"] for r in item.records)
+    rows = []
+    for record in item.records:
+        spec = record["spec"]
+        if spec["label"] != label or spec["seed"] != seed or spec["design"] != "per_rate":
+            continue
+        rate = float(spec["train_protocol"].split(":")[1])
+        if not any(abs(rate - r) < 1e-9 for r in rates):
+            continue
+        for h in record["history"]:
+            rows += [{"rate": rate, "epoch": h["epoch"] + 1, "term": k[len("train/"):], "value": v}
+                     for k, v in h.items() if k.startswith("train/")]
+    return pd.DataFrame(rows).sort_values(["rate", "epoch"], kind="stable")
+
+
+# ---------------------------------------------------------------------------------------------
+# real data: the paper's headline comparison on the CMU-MOSI utterance features
+# ---------------------------------------------------------------------------------------------
+
+def real_data(profile: str = "smoke", seeds: str = "", device: str = "auto", results_dir: str = ""):
+    """MITR-DNet and TFN on the real dataset, per-rate training included (the leaderboard's runs):
+    a :class:`~msa_lib.chapters.leaderboard.Leaderboard`, or why the data cannot be had."""
+    from . import leaderboard
+
+    why = leaderboard.unavailable()
+    if why:
+        return why
+    seeds = seeds or ("1" if profile == "smoke" else "")  # smoke (what nbval replays): one seed's curves
+    return leaderboard.run(leaderboard.DATASET, "", profile, seeds, device, results_dir, models=("mitr_dnet", "tfn"))
+
+
+def show_real_data(real) -> None:
+    """Display :func:`real_data`: complete data and per-rate AUILC, MITR-DNet against TFN and the
+    ridge references, and the paired verdict; a one-line note when the data could not be had."""
+    from IPython.display import Markdown, display
+
+    from ..style import show, styled_parts
+    from . import leaderboard
+
+    if isinstance(real, str):
+        display(Markdown(f"*Real data not available here* ({real.splitlines()[0]}); the leaderboard page shows the "
+                         f"stored real-data results."))
+        return
+    blocks = ("complete", "per-rate training (AUILC)")
+    metrics = ("MAE", "Corr", "Acc-2_non0", "F1_non0")
+    tables = {b: real.block_table(b)[list(metrics)] for b in blocks}
+    wide = pd.concat(tables, axis=1)
+    wide = wide.set_axis([f"{b} {m}" for b, m in wide.columns], axis=1).fillna("–")
+    show(*styled_parts(wide, 4, best="column", reference_rows=real.reference_entries))
+    per_rate = leaderboard.labels("mitr_dnet")["per_rate"], leaderboard.labels("tfn")["per_rate"]
+    scores = real.scores[real.scores["block"] == "per-rate training (AUILC)"]
+    from ..metrics import format_value
+    from ..report import paired_comparison
+
+    sentences = []
+    for metric in ("MAE", "Acc-2_non0"):
+        values = scores[scores["metric"] == metric].pivot_table(index="seed", columns="entry", values="value")
+        names = [leaderboard.display_name("mitr_dnet"), leaderboard.display_name("tfn")]
+        if all(n in values.columns for n in names):
+            v = paired_comparison(values, names[0], names[1], metric)
+            sentences.append(f"{metric} {v['verdict']} (difference {format_value(metric, v['difference'])}, "
+                             f"{v['seeds']} seeds)")
+    display(Markdown(
+        f"**Real data: MITR-DNet and TFN on `{real.item.name}`**, the paper's headline comparison (Table I: complete "
+        f"data, and AUILC under per-rate training) on real features: the leaderboard's runs "
+        f"({{doc}}`/notebooks/leaderboard`). Paired over seeds {', '.join(map(str, real.runs.seeds))}, MITR-DNet "
+        f"against TFN per-rate — " + "; ".join(sentences) + ". Every modality is one frame long here: a frame rate "
+        f"p drops whole modalities, and the temporal machinery (causal convolutions, time reversal, the time masks "
+        f"within a modality) has nothing to work on ({{doc}}`/book/mitr`). Per-rate labels: {', '.join(per_rate)}. "
+        f"{real.item.caption}"))

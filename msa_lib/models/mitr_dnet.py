@@ -122,22 +122,25 @@ def reverse_valid(x: Tensor, lengths: Tensor) -> Tensor:
 
 class TimeAwareModule(nn.Module):
     """𝓕 (MITR Eq. 1-2): y_dc = DConv(y, d_i) (dilated causal, kernel 2); ξ = tanh(y_dc)·σ(y_dc);
-    η = Conv1x1(ξ); y' = η + y. Input and output (B, C, T)."""
+    η = Conv1x1(ξ); y' = η + y. Input and output (B, T, C), channels last: the kernel-2 convolution
+    is one linear map of [y_{t-d}; y_t] (zeros before the start), the 1x1 convolution a linear map
+    of ξ_t — the same operations as ``nn.Conv1d``, several times cheaper on CPU at these sizes."""
 
     def __init__(self, channels: int, dilation: int) -> None:
         super().__init__()
         self.dilation = dilation
-        self.dconv = nn.Conv1d(channels, channels, kernel_size=2, dilation=dilation)
-        self.pointwise = nn.Conv1d(channels, channels, kernel_size=1)
+        self.dconv = nn.Linear(2 * channels, channels)  # taps [y_{t-d}, y_t]
+        self.pointwise = nn.Linear(channels, channels)
 
     def forward(self, y: Tensor) -> Tensor:
-        y_dc = self.dconv(F.pad(y, (self.dilation, 0)))  # left padding only: causal (MITR Eq. 1)
+        past = F.pad(y, (0, 0, self.dilation, 0))[:, : y.shape[1]]  # y_{t-d}, zero for t < d: causal
+        y_dc = self.dconv(torch.cat([past, y], dim=-1))  # MITR Eq. 1, DConv(y, d_i)
         xi = torch.tanh(y_dc) * torch.sigmoid(y_dc)  # MITR Eq. 1
         return self.pointwise(xi) + y  # MITR Eq. 2
 
 
 class CausalStack(nn.Module):
-    """n modules 𝓕 with dilations 1, 2, ..., 2^(n-1); returns every module's output f^i (B, C, T)."""
+    """n modules 𝓕 with dilations 1, 2, ..., 2^(n-1); returns every module's output f^i (B, T, C)."""
 
     def __init__(self, channels: int, n_modules: int) -> None:
         super().__init__()
@@ -164,26 +167,26 @@ class MIBTRL(nn.Module):
     def __init__(self, d_in: int, d: int, n_modules: int, share_blocks: bool, backward: str) -> None:
         super().__init__()
         self.backward = backward
-        self.convs = nn.Sequential(nn.Conv1d(d_in, d, 1), nn.ReLU(), nn.Conv1d(d, d, 1), nn.ReLU())
+        self.convs = nn.Sequential(nn.Linear(d_in, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())  # kernel-1 convs
         self.forward_stack = CausalStack(d, n_modules)
         self.backward_stack = self.forward_stack if share_blocks else CausalStack(d, n_modules)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         valid = valid_mask(clamp_lengths(lengths, x.shape[1]).to(x.device), x.shape[1])[..., None]
-        y = self.convs(x.transpose(1, 2)).transpose(1, 2) * valid  # (B, T, d)
+        y = self.convs(x) * valid  # (B, T, d)
         # the paper: the sequence reversed in time (and the outputs back); the released code: the
-        # channel axis of (B, C, T) flipped (and flipped back here)
-        y_bwd = reverse_valid(y, lengths).transpose(1, 2) if self.backward == "time" else y.transpose(1, 2).flip(1)
+        # channel axis of its (B, C, T) tensor flipped (and flipped back here)
+        y_bwd = reverse_valid(y, lengths) if self.backward == "time" else y.flip(-1)
         if self.backward_stack is self.forward_stack:  # shared modules: both directions in one batch
-            both = self.forward_stack(torch.cat([y.transpose(1, 2), y_bwd]))
+            both = self.forward_stack(torch.cat([y, y_bwd]))
             fwd, bwd = [o[: len(y)] for o in both], [o[len(y):] for o in both]
         else:
-            fwd, bwd = self.forward_stack(y.transpose(1, 2)), self.backward_stack(y_bwd)
+            fwd, bwd = self.forward_stack(y), self.backward_stack(y_bwd)
         if self.backward == "time":
-            bwd = [reverse_valid(o.transpose(1, 2), lengths) for o in bwd]
+            bwd = [reverse_valid(o, lengths) for o in bwd]
         else:
-            bwd = [o.flip(1).transpose(1, 2) for o in bwd]
-        z = sum(f.transpose(1, 2) + b for f, b in zip(fwd, bwd))  # MITR Eq. 3
+            bwd = [o.flip(-1) for o in bwd]
+        z = sum(f + b for f, b in zip(fwd, bwd))  # MITR Eq. 3
         return z * valid
 
 
@@ -273,6 +276,14 @@ class MITRNetwork(nn.Module):
         return {"E": e, "Z": z, "X": pooled, "Y": y, "out": self.head(y)}
 
 
+def split_outputs(outputs: dict, n: int) -> tuple[dict, dict]:
+    """Split a :class:`MITRNetwork` output of a doubled batch into its first ``n`` samples and the rest."""
+    def part(v, sl):
+        return {k: part(x, sl) for k, x in v.items()} if isinstance(v, dict) else v[sl]
+
+    return part(outputs, slice(None, n)), part(outputs, slice(n, None))
+
+
 class Projector(nn.Module):
     """SimSiam projector: Linear + BatchNorm without affine parameters (a batch of one sample, which
     batch statistics cannot normalise, passes through the linear layer only)."""
@@ -301,6 +312,8 @@ class MITRDNet(MSAModel):
     predicts from the input it is given.
     """
 
+    display_name = "MITR-DNet"
+
     def __init__(self, dims: dict[str, int], config: MITRConfig | None = None, n_classes: int | None = None) -> None:
         super().__init__()
         self.config = c = config or MITRConfig()
@@ -326,15 +339,20 @@ class MITRDNet(MSAModel):
         c = self.config
         teacher_only = c.teacher == "frozen" and self.stage == "teacher"
         net = self.teacher if teacher_only else self.student
-        s = net(batch.features, batch.lengths)
+        training = self.training and not teacher_only and batch.complete is not None
+        if training and c.teacher == "shared":  # one network: both views in one batch (no op mixes samples)
+            both = net({m: torch.cat([batch.features[m], batch.complete[m]]) for m in MODALITIES},
+                       {m: torch.cat([batch.lengths[m], batch.lengths[m]]) for m in MODALITIES})
+            s, t = split_outputs(both, batch.size)
+        else:
+            s = net(batch.features, batch.lengths)
         out = ModelOutput(prediction=self._shape(s["out"]), representation=s["Y"])
-        if not self.training or teacher_only or batch.complete is None:
+        if not training:
             return out  # inference, or Eq. 11 (the trainer's task loss alone)
         if c.teacher == "frozen":
             with torch.no_grad():
                 t = self.teacher(batch.complete, batch.lengths)
         else:
-            t = self.teacher(batch.complete, batch.lengths)
             # the teacher's task term |y - Ȳ| (released code: both views trained jointly)
             if batch.labels is not None:
                 out.losses["teacher"] = F.l1_loss(self._shape(t["out"]), batch.labels)
