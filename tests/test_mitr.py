@@ -345,3 +345,55 @@ def test_loss_weights_follow_the_papers_lambdas() -> None:
     assert w["dis_ss_tf"] == 0.01 and w["rec_en"] == 0.1 and w["sim_en"] == 0.1
     with pytest.raises(ValueError, match="no settings for 'iemocap'"):
         mitr.model_setup("mitr_dnet", "iemocap", None)
+
+
+def test_paper_margins_are_read_from_the_transcribed_tables() -> None:
+    from msa_lib.report import reported
+
+    t1 = reported("mitr_table1", dataset="MOSI", condition="AUILC", metric="MAE").set_index("model")["value"]
+    assert mitr.paper_margin(("mitr_table1", "TFN"), "MAE", "mosi") == pytest.approx(t1["TFN"] - t1["MITR-DNet"])
+    t3 = reported("mitr_table3", dataset="SIMS", condition="AUILC", metric="MAE")["value"].iloc[0]
+    sims = reported("mitr_table1", dataset="SIMS", condition="AUILC", metric="MAE", model="MITR-DNet")["value"].iloc[0]
+    assert mitr.paper_margin(("mitr_table3", "MITR-DNet w/o TF"), "MAE", "sims") == pytest.approx(t3 - sims)
+    assert mitr.paper_margin(None, "MAE", "sims") is None
+
+
+def test_reported_tables_hold_every_table_i_model_and_table_ii_n() -> None:
+    from msa_lib.report import reported
+
+    t1 = reported("mitr_table1")
+    assert set(t1["model"]) == {"TFN", "MulT", "MISA", "TFR-Net", "EMT-DLFR", "MITR-DNet"}
+    assert set(t1["condition"]) == {"complete", "AUILC"} and t1["value"].notna().all()
+    t2 = mitr.reported_rows("mitr_table2", "SIMS", "AUILC")
+    assert list(t2.index) == [f"MITR-DNet n={n} (paper)" for n in range(1, 6)]
+    # Table II's n = 4 row is Table I's MITR-DNet CH-SIMS AUILC row (the paper's default)
+    t1_sims = mitr.reported_rows("mitr_table1", "SIMS", "AUILC", "MITR-DNet").iloc[0]
+    assert (t2.loc["MITR-DNet n=4 (paper)", t1_sims.index] == t1_sims).all()
+
+
+def _fake_item(kind: str = "sims"):
+    """A stand-in for DatasetRuns: per-rate runs of two labels, MAE = a + 0.1 * rate per seed a."""
+    import types
+
+    import pandas as pd
+
+    rows = [{"variant": label, "design": "per_rate", "seed": seed, "protocol": f"frame:{r:g}", "metric": metric,
+             "value": base + offset + 0.1 * r}
+            for label, offset in ((mitr.MAIN, 0.0), ("TFN", 0.05)) for seed, base in ((1, 0.5), (2, 0.6), (3, 0.7))
+            for r in (0, .1, .2, .3, .4, .5) for metric, base in (("MAE", base), ("Acc-2", base))]
+    return types.SimpleNamespace(results=pd.DataFrame(rows), data=types.SimpleNamespace(kind=kind))
+
+
+def test_auilc_per_seed_and_verdicts_against_the_trapezoid() -> None:
+    import numpy as np
+
+    item = _fake_item()
+    rates = np.array([0, .1, .2, .3, .4, .5])
+    got = mitr.auilc_per_seed(item, mitr.MAIN, "MAE")
+    assert got.to_dict() == pytest.approx({s: float(np.trapezoid(a + 0.1 * rates, rates))
+                                           for s, a in ((1, 0.5), (2, 0.6), (3, 0.7))})
+    # accuracies: the EMT-DLFR area is in % (x100); per seed it is stored like the metric (fractions)
+    acc = mitr.auilc_per_seed(item, mitr.MAIN, "Acc-2")
+    assert acc[1] == pytest.approx(float(np.trapezoid(0.5 + 0.1 * rates, rates)))
+    v = mitr.auilc_verdicts(item, mitr.MAIN, ("TFN",), ("MAE",)).iloc[0]
+    assert v["difference"] == pytest.approx(-0.05 * 0.5) and v["verdict"] == "better"  # lower MAE, every seed

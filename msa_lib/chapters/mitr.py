@@ -74,6 +74,10 @@ TABLE4: tuple[str, ...] = (MAIN, "MITR-DNet w/o L_dis", "MITR-DNet w/o L_rec", "
 READINGS: tuple[str, ...] = (MAIN, FROZEN, FEATURES)
 #: The settings row of each table's dataset: Tables II and IV are on CH-SIMS.
 ABLATION_ROW = "sims"
+#: The readings ``benchmarks/throughput.py`` times besides the default (shared) network: the frozen
+#: reading's teacher stage (complete data, Eq. 11) and student stage (teacher frozen, Eq. 12).
+BENCHMARKS: dict[str, dict] = {"teacher": {"teacher": "frozen", "phase": "teacher"},
+                               "student": {"teacher": "frozen", "phase": "student"}}
 #: Fig. 4's missing rates.
 FIG4_RATES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -567,3 +571,81 @@ def show_real_data(real) -> None:
         f"p drops whole modalities, and the temporal machinery (causal convolutions, time reversal, the time masks "
         f"within a modality) has nothing to work on ({{doc}}`/book/mitr`). Per-rate labels: {', '.join(per_rate)}. "
         f"{real.item.caption}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter's claims, paper vs ours (the glance page)
+# ---------------------------------------------------------------------------------------------
+
+#: The paper's claims the chapter tests, on AUILC under per-rate training: (claim, where, method,
+#: baseline, metric, settings row, the paper's rows: (table, baseline model) or None).
+CLAIMS: tuple[dict, ...] = (
+    {"claim": "MITR-DNet beats TFN under random missingness", "where": "Table I (MOSI, AUILC MAE)",
+     "method": MAIN, "baseline": "TFN", "metric": "MAE", "row": "mosi", "paper": ("mitr_table1", "TFN")},
+    {"claim": "MITR-DNet beats TFN under random missingness", "where": "Table I (CH-SIMS, AUILC MAE)",
+     "method": MAIN, "baseline": "TFN", "metric": "MAE", "row": "sims", "paper": ("mitr_table1", "TFN")},
+    {"claim": "Transformer Fusion helps", "where": "Table III (CH-SIMS, AUILC MAE)", "method": MAIN,
+     "baseline": NO_TF, "metric": "MAE", "row": "sims", "paper": ("mitr_table3", "MITR-DNet w/o TF")},
+    {"claim": "The student beats its complete-trained teacher on the same masked inputs (our control)",
+     "where": "control (CH-SIMS, AUILC MAE)", "method": FROZEN, "baseline": TEACHER, "metric": "MAE", "row": "sims",
+     "paper": None},
+)
+
+
+def paper_margin(source: tuple[str, str] | None, metric: str, row: str) -> float | None:
+    """MITR-DNet's AUILC margin over ``source``'s baseline in the paper (positive = MITR-DNet better)."""
+    from ..metrics import metric_spec
+
+    if source is None:
+        return None
+    table, baseline = source
+    mitr_value = reported_rows("mitr_table1", row.upper(), "AUILC", "MITR-DNet")[metric].iloc[0]
+    other = reported_rows(table, row.upper(), "AUILC", baseline)[metric].iloc[0]
+    return float(mitr_value - other) * (1 if metric_spec(metric).higher else -1)
+
+
+def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", results_dir: str = "",
+           mosi: str = "synthetic:mosi", mosi_path: str = "", sims: str = "synthetic:sims", sims_path: str = ""
+           ) -> pd.DataFrame:
+    """The chapter's claims (:data:`CLAIMS`): the paper's margin, ours (a paired AUILC difference over
+    seeds with its 95 % interval; positive = the method is better) and a verdict. Trains what the
+    store lacks: the Table I page's runs on both datasets and MITR-DNet w/o TF on CH-SIMS."""
+    from ..metrics import format_value, metric_spec
+    from ..report import CONFIDENCE, paired_comparison
+
+    def runs_of(name, path, row, variants):
+        return run(name, path, profile, seeds, device, results_dir, "" if not path else row, variants=variants).first
+
+    source = {"mosi": runs_of(mosi, mosi_path, "mosi", (MAIN, FROZEN)),
+              "sims": runs_of(sims, sims_path, "sims", (MAIN, FROZEN, NO_TF))}
+    rows = []
+    for c in CLAIMS:
+        item = source[c["row"]]
+        values = pd.concat([auilc_per_seed(item, c["method"], c["metric"]),
+                            auilc_per_seed(item, c["baseline"], c["metric"])], axis=1)
+        v = paired_comparison(values, c["method"], c["baseline"], c["metric"])
+        sign = 1 if metric_spec(c["metric"]).higher else -1
+        signed = lambda x: ("+" if x > 0 else "") + format_value(c["metric"], x)  # noqa: E731
+        if v["verdict"] in ("better", "worse", "no detectable difference"):
+            lo, hi = sorted((sign * v["low"], sign * v["high"]))
+            ours = f"{signed(sign * v['difference'])} [{signed(lo)}, {signed(hi)}], {v['seeds']} seeds"
+        else:
+            ours = v["verdict"]
+        paper = paper_margin(c["paper"], c["metric"], c["row"])
+        if v["verdict"] in ("better", "worse"):
+            verdict = "reproduced" if v["verdict"] == "better" else "not reproduced: the opposite"
+        elif v["verdict"] == "no detectable difference":
+            verdict = "not reproduced: no detectable difference"
+        else:
+            verdict = f"no verdict ({v['verdict']})"
+        real = item.path is not None
+        row = {"claim": c["claim"], "where": c["where"],
+               "paper (real data)": "not in the paper" if paper is None else f"{paper:+.3f}",
+               "ours (synthetic)": "not run", "ours (real data)": "not run",
+               "verdict": verdict + (" (real data)" if real else " (synthetic only; not run on real data)")}
+        row["ours (real data)" if real else "ours (synthetic)"] = ours
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs["confidence"] = CONFIDENCE
+    table.attrs["synthetic"] = [r.data.source for r in source.values() if r.data.is_synthetic]
+    return table
