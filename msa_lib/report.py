@@ -209,6 +209,36 @@ def paired_comparison(values: pd.DataFrame, method: str, baseline: str, metric: 
     return {**out, "low": float(low), "high": float(high), "p": p, "verdict": verdict}
 
 
+def claim_row(claim: str, where: str, comparison: dict, paper_margin: float | None, real: bool,
+              paper_decimals: int = 2) -> dict:
+    """One row of a chapter's claims table (the glance page) from a :func:`paired_comparison` of the
+    method against its baseline: the paper's margin and ours, both signed so that positive = the
+    method is better (ours with its interval), and the verdict: reproduced when ours excludes 0 on
+    the paper's side, else why not. ``real``: the runs were on real data."""
+    metric = comparison["metric"]
+    sign = 1 if metric_spec(metric).higher else -1
+    v = comparison
+    if v["verdict"] in ("better", "worse", "no detectable difference"):
+        lo, hi = sorted((sign * v["low"], sign * v["high"]))
+        signed = lambda x: ("+" if x > 0 else "") + format_value(metric, x)  # noqa: E731
+        ours = f"{signed(sign * v['difference'])} [{signed(lo)}, {signed(hi)}], {v['seeds']} seeds"
+    else:
+        ours = v["verdict"]
+    if v["verdict"] in ("better", "worse"):
+        agrees = (v["verdict"] == "better") == (paper_margin is None or paper_margin > 0)
+        verdict = "reproduced" if agrees else "not reproduced: the opposite"
+    elif v["verdict"] == "no detectable difference":
+        verdict = "not reproduced: no detectable difference"
+    else:
+        verdict = f"no verdict ({v['verdict']})"
+    row = {"claim": claim, "where": where,
+           "paper (real data)": "not in the paper" if paper_margin is None else f"{paper_margin:+.{paper_decimals}f}",
+           "ours (synthetic)": "not run", "ours (real data)": "not run",
+           "verdict": verdict + (" (real data)" if real else " (synthetic only; not run on real data)")}
+    row["ours (real data)" if real else "ours (synthetic)"] = ours
+    return row
+
+
 def seed_values(tidy_df: pd.DataFrame, metric: str, protocol: str | None = None) -> pd.DataFrame:
     """Per-seed values of ``metric`` (index seed, one column per variant): under ``protocol``, or
     (None) the six-missing-condition average of the subset tables."""

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from msa_lib.chapters import mitr
 from msa_lib.core import Batch
-from msa_lib.data.container import MODALITIES, MSADataset, MSASplit
+from msa_lib.data.container import MODALITIES
 from msa_lib.losses import masked_smooth_l1, negative_cosine, simsiam
 from msa_lib.models.mitr_dnet import MIBTRL, TERMS, CausalStack, MITRConfig, MITRDNet, reverse_valid
 from msa_lib.train import TrainConfig, Trainer
+from test_extension import tiny_dataset  # the toy dataset of the trainer's tests (6/3/4-d, T = 5)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -153,9 +153,9 @@ def test_simsiam_value_and_no_gradient_through_the_stop_gradient_branch() -> Non
 # the model
 # ---------------------------------------------------------------------------------------------
 
-def model(**overrides) -> MITRDNet:
+def model(dims: dict[str, int] = DIMS, **overrides) -> MITRDNet:
     torch.manual_seed(0)
-    return MITRDNet(DIMS, MITRConfig(**{**SMALL, **overrides}))
+    return MITRDNet(dims, MITRConfig(**{**SMALL, **overrides}))
 
 
 def test_reconstruction_terms_ignore_the_unmasked_positions() -> None:
@@ -264,41 +264,27 @@ def test_bad_configs_name_the_field() -> None:
 # training: stages, frozen teacher, determinism
 # ---------------------------------------------------------------------------------------------
 
-def tiny_dataset(n: int = 24, T: int = 6) -> MSADataset:
-    rng = np.random.default_rng(0)
-
-    def split(name: str, size: int) -> MSASplit:
-        lengths = rng.integers(2, T + 1, size=size)
-        valid = np.arange(T)[None, :] < lengths[:, None]
-        feats = {m: (rng.normal(size=(size, T, d)) * valid[..., None]).astype(np.float32) for m, d in DIMS.items()}
-        labels = np.clip(feats["text"].sum(axis=(1, 2)) / lengths, -3, 3).astype(np.float32)
-        return MSASplit(text=feats["text"], audio=feats["audio"], vision=feats["vision"],
-                        lengths={m: lengths.copy() for m in MODALITIES}, labels=labels,
-                        ids=[f"{name}_{i}" for i in range(size)], name=name, source="tiny")
-
-    return MSADataset(name="tiny", kind="mosi", splits={"train": split("train", n), "valid": split("valid", 8),
-                                                        "test": split("test", 8)}, source="tiny")
-
-
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def test_frozen_teacher_does_not_change_while_the_student_trains() -> None:
-    net = model(teacher="frozen", phase="student")
+    data = tiny_dataset()
+    net = model(data.dims, teacher="frozen", phase="student")
     teacher0, student0 = params(net.teacher), params(net.student)
     config = TrainConfig(epochs=2, patience=None, task_loss="l1", progress=False)
-    Trainer(net, tiny_dataset(), config, train_protocol="frame:0.5", seed=1).fit()
+    Trainer(net, data, config, train_protocol="frame:0.5", seed=1).fit()
     assert all(torch.equal(v, params(net.teacher)[k]) for k, v in teacher0.items())
     assert any(not torch.equal(v, params(net.student)[k]) for k, v in student0.items())
 
 
 def test_both_phases_train_the_teacher_first_on_complete_data_then_the_student() -> None:
-    net = model(teacher="frozen")
+    data = tiny_dataset()
+    net = model(data.dims, teacher="frozen")
     assert [s.name for s in net.stages(None)] == ["teacher", "student"]
     assert net.stages(None)[0].protocol == "complete" and net.stages(None)[0].freeze == ("student",)
     teacher0 = params(net.teacher)
-    trainer = Trainer(net, tiny_dataset(), TrainConfig(epochs=2, patience=None, task_loss="l1", progress=False),
+    trainer = Trainer(net, data, TrainConfig(epochs=2, patience=None, task_loss="l1", progress=False),
                       train_protocol="frame:0.5", seed=1)
     history = trainer.fit()
     assert [h["stage"] for h in history] == ["teacher"] * 2 + ["student"] * 2
@@ -397,3 +383,12 @@ def test_auilc_per_seed_and_verdicts_against_the_trapezoid() -> None:
     assert acc[1] == pytest.approx(float(np.trapezoid(0.5 + 0.1 * rates, rates)))
     v = mitr.auilc_verdicts(item, mitr.MAIN, ("TFN",), ("MAE",)).iloc[0]
     assert v["difference"] == pytest.approx(-0.05 * 0.5) and v["verdict"] == "better"  # lower MAE, every seed
+
+
+@pytest.mark.parametrize("teacher", ["shared", "frozen"])
+def test_a_training_batch_of_one_sample_gives_finite_losses(teacher: str) -> None:
+    net = model(teacher=teacher)
+    net.train()
+    one = make_batch(B=1)
+    out = net(one)
+    assert out.prediction.shape == (1,) and all(torch.isfinite(v) for v in out.losses.values())

@@ -364,6 +364,8 @@ def verdict_text(verdicts: pd.DataFrame, paper: str) -> str:
     """One sentence per comparison of :func:`auilc_verdicts`: better / worse / no detectable difference."""
     from ..metrics import format_value
 
+    if not verdicts.empty and (verdicts["verdict"] == "too few seeds").all():
+        return f"**{paper}-shaped data:** one seed per run on this profile, so no verdict."
     parts = []
     for r in verdicts.to_dict("records"):
         fmt = lambda v: format_value(r["metric"], v)  # noqa: E731
@@ -406,7 +408,7 @@ def ablation(dataset: str = "synthetic:mosi,synthetic:sims", data_path: str = ""
 def table2(item: DatasetRuns) -> pd.DataFrame:
     """Table II: AUILC per number of modules n (rows "n = 1" …), ours beside the paper's."""
     ours = format_auilc(auilc_values(item, tuple(TABLE2.values()), with_teacher=False))
-    ours = ours.rename(index={label: f"n = {n}" for n, label in TABLE2.items()})
+    ours = ours.rename(index={label: f"n = {n}" for n, label in TABLE2.items()}).reindex([f"n = {n}" for n in TABLE2])
     paper = reported_rows("mitr_table2", paper_dataset(item), "AUILC")
     paper = paper.rename(index=lambda m: "n = " + m.split("n=")[1].split()[0] + " (paper)")
     return beside_paper(ours, paper)
@@ -434,7 +436,7 @@ def table4(item: DatasetRuns) -> pd.DataFrame:
 def readings(item: DatasetRuns) -> pd.DataFrame:
     """The paper against the released code: per reading (and the frozen teacher on the students'
     masked inputs), complete (rate-0 run) and AUILC MAE and Acc-2; mean ± std over seeds."""
-    from ..metrics import format_mean_std
+    from ..metrics import format_mean_std, format_value
 
     acc = "Acc-2" if item.data.kind == "sims" else "Acc-2_non0"
     labels = [v for v in (TEACHER, *READINGS) if (item.results["variant"] == v).any()]
@@ -445,7 +447,8 @@ def readings(item: DatasetRuns) -> pd.DataFrame:
         for metric in ("MAE", acc):
             row[f"complete {metric}"] = complete.loc[label, metric] if label in complete.index else "–"
             values = auilc_per_seed(item, label, metric)
-            row[f"AUILC {metric}"] = format_mean_std(metric, values.mean(), values.std()) if len(values) else "–"
+            row[f"AUILC {metric}"] = ("–" if values.empty else format_value(metric, values.iloc[0]) if len(values) == 1
+                                      else format_mean_std(metric, values.mean(), values.std()))
         rows.append(row)
     return pd.DataFrame(rows).set_index("reading")
 
@@ -480,7 +483,7 @@ def example_predictions(runs: ChapterRun, item: DatasetRuns, labels: tuple[str, 
     """Fig. 3: for the :func:`example_samples`, the true label and each model's prediction on the
     complete test input (its rate-0 run, the first seed), one row per model."""
     from ..runs import stored_model
-    from ..train import predict
+    from ..train import predict, resolve_device
 
     picks = example_samples(item)
     test = item.data["test"]
@@ -490,12 +493,8 @@ def example_predictions(runs: ChapterRun, item: DatasetRuns, labels: tuple[str, 
         if spec is None:
             continue
         model = stored_model(spec, runs.store, item.data, device)
-        rows[label] = predict(model, test, device=model_device(model))["prediction"][picks]
+        rows[label] = predict(model, test, device=resolve_device(device))["prediction"][picks]
     return pd.DataFrame(rows, index=[test.ids[i] for i in picks]).T
-
-
-def model_device(model) -> str:
-    return str(next(model.parameters()).device)
 
 
 def loss_curves(item: DatasetRuns, label: str = MAIN, rates: tuple[float, ...] = FIG4_RATES) -> pd.DataFrame:
@@ -610,8 +609,7 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
     """The chapter's claims (:data:`CLAIMS`): the paper's margin, ours (a paired AUILC difference over
     seeds with its 95 % interval; positive = the method is better) and a verdict. Trains what the
     store lacks: the Table I page's runs on both datasets and MITR-DNet w/o TF on CH-SIMS."""
-    from ..metrics import format_value, metric_spec
-    from ..report import CONFIDENCE, paired_comparison
+    from ..report import CONFIDENCE, claim_row, paired_comparison
 
     def runs_of(name, path, row, variants):
         return run(name, path, profile, seeds, device, results_dir, "" if not path else row, variants=variants).first
@@ -624,27 +622,8 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
         values = pd.concat([auilc_per_seed(item, c["method"], c["metric"]),
                             auilc_per_seed(item, c["baseline"], c["metric"])], axis=1)
         v = paired_comparison(values, c["method"], c["baseline"], c["metric"])
-        sign = 1 if metric_spec(c["metric"]).higher else -1
-        signed = lambda x: ("+" if x > 0 else "") + format_value(c["metric"], x)  # noqa: E731
-        if v["verdict"] in ("better", "worse", "no detectable difference"):
-            lo, hi = sorted((sign * v["low"], sign * v["high"]))
-            ours = f"{signed(sign * v['difference'])} [{signed(lo)}, {signed(hi)}], {v['seeds']} seeds"
-        else:
-            ours = v["verdict"]
-        paper = paper_margin(c["paper"], c["metric"], c["row"])
-        if v["verdict"] in ("better", "worse"):
-            verdict = "reproduced" if v["verdict"] == "better" else "not reproduced: the opposite"
-        elif v["verdict"] == "no detectable difference":
-            verdict = "not reproduced: no detectable difference"
-        else:
-            verdict = f"no verdict ({v['verdict']})"
-        real = item.path is not None
-        row = {"claim": c["claim"], "where": c["where"],
-               "paper (real data)": "not in the paper" if paper is None else f"{paper:+.3f}",
-               "ours (synthetic)": "not run", "ours (real data)": "not run",
-               "verdict": verdict + (" (real data)" if real else " (synthetic only; not run on real data)")}
-        row["ours (real data)" if real else "ours (synthetic)"] = ours
-        rows.append(row)
+        rows.append(claim_row(c["claim"], c["where"], v, paper_margin(c["paper"], c["metric"], c["row"]),
+                              item.path is not None, paper_decimals=3))
     table = pd.DataFrame(rows)
     table.attrs["confidence"] = CONFIDENCE
     table.attrs["synthetic"] = [r.data.source for r in source.values() if r.data.is_synthetic]

@@ -378,8 +378,8 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
     """The chapter's claims (:data:`CLAIMS`): the paper's margin, ours (a paired difference over
     seeds with its interval, from the runs that trained) and a verdict. Trains what the store
     lacks: UMDF with every variant and both TFNs on ``mosi``, the main runs on ``iemocap``."""
-    from ..metrics import format_value, metric_spec
-    from ..report import CONFIDENCE, verdict_table
+    from ..metrics import metric_spec
+    from ..report import CONFIDENCE, claim_row, verdict_table
 
     mosi_runs = run(mosi, mosi_path, profile, seeds, device, results_dir, "" if mosi_path == "" else "mosi",
                     variants=tuple(VARIANTS)).first
@@ -389,30 +389,11 @@ def claims(profile: str = "smoke", seeds: str = "", device: str = "auto", result
     rows = []
     for c in CLAIMS:
         item = source[c["row"]]
-        v = verdict_table(item.verdict_results, c["method"], [c["baseline"]], [c["metric"]]).iloc[0]
+        v = verdict_table(item.verdict_results, c["method"], [c["baseline"]], [c["metric"]]).iloc[0].to_dict()
         paper = paper_margin(c["paper"], c["metric"], c["row"])
-        spec = metric_spec(c["metric"])
-        sign = 1 if spec.higher else -1  # margins printed so that positive = the method is better
-        if v["verdict"] in ("better", "worse", "no detectable difference"):
-            lo, hi = sorted((sign * v["low"], sign * v["high"]))
-            signed = lambda x: ("+" if x > 0 else "") + format_value(c["metric"], x)  # noqa: E731
-            ours = f"{signed(sign * v['difference'])} [{signed(lo)}, {signed(hi)}], {v['seeds']} seeds"
-        else:
-            ours = v["verdict"]
-        if v["verdict"] in ("better", "worse"):
-            agrees = (v["verdict"] == "better") == (paper is None or paper > 0)
-            verdict = "reproduced" if agrees else "not reproduced: the opposite"
-        elif v["verdict"] == "no detectable difference":
-            verdict = "not reproduced: no detectable difference"
-        else:
-            verdict = f"no verdict ({v['verdict']})"
-        real = item.path is not None
-        row = {"claim": c["claim"], "where": c["where"],
-               "paper (real data)": "not in the paper" if paper is None else f"{sign * paper:+.2f}",
-               "ours (synthetic)": "not run", "ours (real data)": "not run",
-               "verdict": verdict + (" (real data)" if real else " (synthetic only; not run on real data)")}
-        row["ours (real data)" if real else "ours (synthetic)"] = ours
-        rows.append(row)
+        sign = 1 if metric_spec(c["metric"]).higher else -1  # margins printed so that positive = better
+        rows.append(claim_row(c["claim"], c["where"], v, None if paper is None else sign * paper,
+                              item.path is not None))
     table = pd.DataFrame(rows)
     table.attrs["confidence"] = CONFIDENCE
     table.attrs["synthetic"] = [r.data.source for r in source.values() if r.data.is_synthetic]

@@ -244,7 +244,7 @@ class MITRNetwork(nn.Module):
             enc[m], c.encoder_heads, dim_feedforward=2 * enc[m],
             dropout=c.dropout, batch_first=True) for m in MODALITIES})
         self.mib = nn.ModuleDict({m: MIBTRL(enc[m], c.d, c.n_modules, c.share_blocks, c.backward) for m in MODALITIES})
-        self.fusion = TransformerFusion(c.d, c.dropout) if c.fusion == "tf" else nn.Sequential(mlp(c.d, c.dropout))
+        self.fusion = TransformerFusion(c.d, c.dropout) if c.fusion == "tf" else mlp(c.d, c.dropout)
         self.head = nn.Linear(c.d, n_out)
         # reconstruction decoders back to the input features (MITR Eq. 16)
         self.dec_en = nn.ModuleDict({m: nn.Sequential(nn.Linear(enc[m], enc[m]), nn.ReLU(), nn.Linear(enc[m], dims[m]))
@@ -252,11 +252,9 @@ class MITRNetwork(nn.Module):
         self.dec_mib = nn.ModuleDict({m: nn.Sequential(nn.Linear(c.d, c.d), nn.ReLU(), nn.Linear(c.d, dims[m]))
                                       for m in MODALITIES})
         # SimSiam (MITR Eq. 18): h = projector (Linear + BN without affine), f = predictor ∘ projector
-        self.proj_en = nn.ModuleDict({m: Projector(enc[m], c.proj_dim) for m in MODALITIES})
-        self.proj_mib = nn.ModuleDict({m: Projector(c.d, c.proj_dim) for m in MODALITIES})
-        self.pred = nn.ModuleDict({k: nn.Sequential(nn.Linear(c.proj_dim, c.pred_dim), nn.BatchNorm1d(c.pred_dim),
-                                                    nn.ReLU(), nn.Linear(c.pred_dim, c.proj_dim))
-                                   for k in ("en", "mib")})
+        self.proj_en = nn.ModuleDict({m: projector(enc[m], c.proj_dim) for m in MODALITIES})
+        self.proj_mib = nn.ModuleDict({m: projector(c.d, c.proj_dim) for m in MODALITIES})
+        self.pred = nn.ModuleDict({k: predictor(c.proj_dim, c.pred_dim) for k in ("en", "mib")})
         self.causal = c.encoder_causal
         self.sum_fusion = c.fusion == "sum"
 
@@ -284,18 +282,22 @@ def split_outputs(outputs: dict, n: int) -> tuple[dict, dict]:
     return part(outputs, slice(None, n)), part(outputs, slice(n, None))
 
 
-class Projector(nn.Module):
-    """SimSiam projector: Linear + BatchNorm without affine parameters (a batch of one sample, which
-    batch statistics cannot normalise, passes through the linear layer only)."""
-
-    def __init__(self, d_in: int, d_out: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(d_in, d_out)
-        self.bn = nn.BatchNorm1d(d_out, affine=False)
+class BatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that passes a training batch of one sample through unchanged (batch statistics
+    cannot normalise one sample; the trainer's last batch of an epoch can be that small)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.linear(x)
-        return self.bn(h) if (h.shape[0] > 1 or not self.training) else h
+        return x if self.training and x.shape[0] < 2 else super().forward(x)
+
+
+def projector(d_in: int, d_out: int) -> nn.Sequential:
+    """SimSiam projector h (MITR Eq. 18): Linear + BatchNorm without affine parameters."""
+    return nn.Sequential(nn.Linear(d_in, d_out), BatchNorm(d_out, affine=False))
+
+
+def predictor(d: int, bottleneck: int) -> nn.Sequential:
+    """SimSiam predictor (f = predictor ∘ h, MITR Eq. 18): a bottleneck MLP."""
+    return nn.Sequential(nn.Linear(d, bottleneck), BatchNorm(bottleneck), nn.ReLU(), nn.Linear(bottleneck, d))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,9 +373,11 @@ class MITRDNet(MSAModel):
                                         for m in MODALITIES)
         if c.use_sim:  # MITR Eq. 18-20, on the pooled encoder outputs and MIB-TRL tokens
             lens = {m: clamp_lengths(batch.lengths[m], batch.features[m].shape[1]) for m in MODALITIES}
-            for key, proj, get in (("en", net.proj_en, lambda r, m: masked_mean(r["E"][m], lens[m])),
-                                   ("mib", net.proj_mib, lambda r, m: r["X"][m])):
-                out.losses[f"sim_{key}"] = sum(
-                    simsiam(net.pred[key](proj[m](get(s, m))), proj[m](get(s, m)),
-                            net.pred[key](proj[m](get(t, m))), proj[m](get(t, m))) for m in MODALITIES)
+            tokens = {"en": lambda r, m: masked_mean(r["E"][m], lens[m]), "mib": lambda r, m: r["X"][m]}
+            for key, proj in (("en", net.proj_en), ("mib", net.proj_mib)):
+                terms = []
+                for m in MODALITIES:
+                    z_s, z_t = proj[m](tokens[key](s, m)), proj[m](tokens[key](t, m))  # h(·)
+                    terms.append(simsiam(net.pred[key](z_s), z_s, net.pred[key](z_t), z_t))  # f = pred ∘ h
+                out.losses[f"sim_{key}"] = sum(terms)
         return out
