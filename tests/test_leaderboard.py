@@ -219,3 +219,13 @@ def test_the_leaderboard_runs_end_to_end_on_the_synthetic_default(tmp_path, sing
         lb.run("synthetic:mosi,synthetic:mosei")
     with pytest.raises(ValueError, match=r"unknown model\(s\) \['nope'\]"):
         lb.run("synthetic:mosi", models=("nope",))
+
+
+def test_models_without_settings_for_the_row_are_named_not_run():
+    has, lacks = lb.models_with_settings("synthetic:iemocap")
+    assert "mitr_dnet" in lacks and {"tfn", "umdf"} <= set(has)  # MITR-DNet's paper: MOSI and CH-SIMS only
+    has, lacks = lb.models_with_settings("synthetic:sims")
+    assert "mitr_dnet" in has and "umdf" in lacks
+    assert set(has) | set(lacks) == set(lb.model_names())
+    with pytest.raises(ValueError, match="settings"):  # your own data without a settings row: one clear error
+        lb.models_with_settings("my_lab_data")
