@@ -481,7 +481,8 @@ def example_samples(item: DatasetRuns, n: int = 5) -> list[int]:
 def example_predictions(runs: ChapterRun, item: DatasetRuns, labels: tuple[str, ...] = (MAIN, FROZEN, "TFN"),
                         device: str = "auto") -> pd.DataFrame:
     """Fig. 3: for the :func:`example_samples`, the true label and each model's prediction on the
-    complete test input (its rate-0 run, the first seed), one row per model."""
+    complete test input (its rate-0 run, the first seed): one row per sample (the paper's columns,
+    turned to fit the page), one column per model."""
     from ..runs import stored_model
     from ..train import predict, resolve_device
 
@@ -494,7 +495,7 @@ def example_predictions(runs: ChapterRun, item: DatasetRuns, labels: tuple[str, 
             continue
         model = stored_model(spec, runs.store, item.data, device)
         rows[label] = predict(model, test, device=resolve_device(device))["prediction"][picks]
-    return pd.DataFrame(rows, index=[test.ids[i] for i in picks]).T
+    return pd.DataFrame(rows, index=pd.Index([test.ids[i] for i in picks], name="test sample"))
 
 
 def loss_curves(item: DatasetRuns, label: str = MAIN, rates: tuple[float, ...] = FIG4_RATES) -> pd.DataFrame:
