@@ -22,6 +22,10 @@ class Batch:
     complete: modality -> (B, T_m, d_m), the unmasked inputs (teachers, reconstruction losses).
     views:    the training views of the same samples a multi-view model asked for
               (``MSAModel.training_views``); ``None`` at inference.
+    extras:   name -> (B, T_x, d_x) float, further per-sample feature sequences from the data
+              file (``MSASplit.extras``, e.g. precomputed simulated text features), post-padded;
+              derived inputs, never masked by a missing-data protocol. ``None`` when the data has none.
+    extra_lengths: name -> (B,) long, their valid lengths (not clamped).
     """
 
     features: dict[str, torch.Tensor]
@@ -34,6 +38,8 @@ class Batch:
     complete: dict[str, torch.Tensor] | None = None
     views: list["Batch"] | None = None
     index: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] | None = None
+    extra_lengths: dict[str, torch.Tensor] | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         def move(v):

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from .data import FETCHED, PRESETS, MSADataset, load_dataset
+from .data.container import extra_key_tuple
 from .missing import FRAME_RATES, SUBSETS
 from .report import (data_caption, degenerate_keys, degenerate_warning, health_table, reference_results,
                      synthetic_banner)
@@ -126,16 +127,23 @@ def dataset_paths(dataset: str, data_path: str = "") -> list[tuple[str, str | No
     return [(n, p or None) for n, p in zip(names, paths)]
 
 
-def data_options(dataset: str, data_path: str | None, profile: Profile, seed: int = 0) -> dict:
+def data_options(dataset: str, data_path: str | None, profile: Profile, seed: int = 0,
+                 extra_keys: tuple[str, ...] | list[str] = ()) -> dict:
     """How to load the data of a run: the file, or the synthetic preset's size and seed.
-    ``load_dataset(dataset, **data_options(...))`` loads it."""
+    ``load_dataset(dataset, **data_options(...))`` loads it.
+
+    ``extra_keys`` (non-empty): the file's per-split extras to read (``MSASplit.extras``), kept as
+    ``"extra_keys"``, a sorted list, so they are part of the run identity (only a pickle can carry
+    them: ``load_dataset`` refuses them for other data)."""
+    keys = sorted(extra_key_tuple(extra_keys))
+    extra = {"extra_keys": keys} if keys else {}
     if data_path:
-        return {"data_path": str(data_path)}
+        return {"data_path": str(data_path), **extra}
     if dataset in FETCHED:  # a public dataset fetched by name is always used whole
-        return {}
+        return extra
     options = {"size": round(profile.size_for(dataset), 6), "seed": seed}
     options.update({k: v for k, v in (("max_len", profile.max_len), ("eval_samples", profile.eval_samples)) if v})
-    return options
+    return {**options, **extra}
 
 
 def settings_row(chapter: str, settings: dict[str, dict], dataset: str, choice: str = "") -> str:
@@ -304,11 +312,13 @@ SpecBuilder = Callable[[str, "str | None", Profile, list[int], str, MSADataset],
 def run_chapter(chapter: str, make_specs: SpecBuilder,
                 dataset: str, data_path: str = "", profile: str = "smoke", seeds: str = "", device: str = "auto",
                 results_dir: str = "", settings: str = "", setting_text: Callable[[Profile], str] | None = None,
-                progress: bool = True) -> ChapterRun:
+                progress: bool = True, extra_keys: tuple[str, ...] | list[str] = ()) -> ChapterRun:
     """Build a chapter's runs on every dataset of a comma-separated list, train what the results
     store does not hold yet, and return the tidy results. ``make_specs`` is the chapter's spec
     builder; ``settings`` (comma-separated, one per dataset or one for all) picks the
-    paper-settings row for data that is not a synthetic preset."""
+    paper-settings row for data that is not a synthetic preset. ``extra_keys`` names per-split
+    extras every dataset file carries (:func:`data_options`); the specs ``make_specs`` builds
+    should pass them to :func:`data_options` too, so the run identity names them."""
     from .runs import run_grid  # training imports only when a chapter runs
 
     t0 = time.perf_counter()
@@ -319,7 +329,7 @@ def run_chapter(chapter: str, make_specs: SpecBuilder,
     choices = settings_choices(settings, len(pairs))
     out = []
     for (name, path), choice in zip(pairs, choices):
-        data = load_dataset(name, **data_options(name, path, prof))
+        data = load_dataset(name, **data_options(name, path, prof, extra_keys=extra_keys))
         specs = make_specs(name, path, prof, seed_list, choice, data)
         records = run_grid(specs, store, device=device, progress=progress, loader=lambda spec, data=data: data)
         out.append(DatasetRuns(name, path, data, tidy(records), specs, data_caption(data), choice, records))

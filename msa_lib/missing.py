@@ -6,6 +6,9 @@ counted as present or missing; a dropped frame becomes a zero vector, and a moda
 removes entirely (``modality:...``) is zeroed whole, its padding included. Token ids
 (``text_bert``) follow the text mask: a dropped token becomes [UNK] (id 100).
 
+Extras (``MSASplit.extras`` / ``Batch.extras``, e.g. precomputed simulated text features) are
+derived inputs, not a modality: no protocol masks them, and the masked copies carry them unchanged.
+
 [CLS]/[SEP] (the first and last valid text position) are protected only for models that consume
 token ids (``MSAModel.uses_token_ids``, passed here as ``protect_special_tokens``): a BERT model
 needs them to read its input at all. A model that reads text *features* gets no protection: the
@@ -327,6 +330,7 @@ def mask_split(split: MSASplit, protocol: Protocol | str, seed: int = 0,
     """A masked copy of ``split`` (keep masks set), deterministic in (protocol, seed, split name).
 
     This is the ``fixed`` variant: evaluation masks, and training masks drawn once at load time.
+    ``extras`` and ``extra_lengths`` are kept unchanged (protocols do not mask them).
     """
     protocol = parse_protocol(protocol)
     features = {m: torch.from_numpy(split.features(m)) for m in MODALITIES}
@@ -341,7 +345,8 @@ def mask_split(split: MSASplit, protocol: Protocol | str, seed: int = 0,
 
 def mask_batch(batch: Batch, protocol: Protocol | str, generator: torch.Generator,
                protect_special_tokens: bool = False) -> Batch:
-    """A masked copy of ``batch`` (fresh draws from ``generator``); ``complete`` holds the originals."""
+    """A masked copy of ``batch`` (fresh draws from ``generator``); ``complete`` holds the originals.
+    ``extras`` and ``extra_lengths`` are kept unchanged (protocols do not mask them)."""
     protocol = parse_protocol(protocol)
     source = batch.complete if batch.complete is not None else batch.features
     keep, feats, ids = _apply(protocol, source, batch.lengths, {m: generator for m in MODALITIES},

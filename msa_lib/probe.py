@@ -142,7 +142,8 @@ def held_out(data: MSADataset) -> MSADataset:
         lengths=join_dict(valid.lengths, test.lengths), labels=join(valid.labels, test.labels),
         ids=join(list(valid.ids), list(test.ids)), raw_text=join(valid.raw_text, test.raw_text),
         unimodal_labels=join_dict(valid.unimodal_labels, test.unimodal_labels),
-        class_labels=join(valid.class_labels, test.class_labels), name="test", source=test.source)
+        class_labels=join(valid.class_labels, test.class_labels), extras=join_dict(valid.extras, test.extras),
+        extra_lengths=join_dict(valid.extra_lengths, test.extra_lengths), name="test", source=test.source)
     return replace(data, splits={**data.splits, "test": joined})
 
 

@@ -98,7 +98,8 @@ def seed_everything(seed: int) -> None:
 
 
 class SplitTensors:
-    """A split held as torch tensors (zero-copy from numpy) for fast batch slicing."""
+    """A split held as torch tensors (zero-copy from numpy) for fast batch slicing; the split's
+    ``extras`` / ``extra_lengths`` (None when it has none) are sliced into every batch."""
 
     def __init__(self, split: MSASplit):
         self.split = split
@@ -114,6 +115,10 @@ class SplitTensors:
         self.unimodal = None if split.unimodal_labels is None else {
             m: torch.from_numpy(v.astype(np.float32)) for m, v in split.unimodal_labels.items()}
         self.text_ids = None if split.text_bert is None else torch.from_numpy(split.text_bert.astype(np.int64))
+        self.extras = None if split.extras is None else {
+            k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in split.extras.items()}
+        self.extra_lengths = None if split.extra_lengths is None else {
+            k: torch.from_numpy(v) for k, v in split.extra_lengths.items()}
 
     def batch(self, idx: torch.Tensor, complete: "SplitTensors | None" = None) -> Batch:
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
@@ -127,6 +132,8 @@ class SplitTensors:
             text_ids=pick(self.text_ids),
             complete=None if complete is None else {m: v[idx] for m, v in complete.features.items()},
             index=idx,
+            extras=None if self.extras is None else {k: v[idx] for k, v in self.extras.items()},
+            extra_lengths=None if self.extra_lengths is None else {k: v[idx] for k, v in self.extra_lengths.items()},
         )
 
 

@@ -3,6 +3,10 @@
 Arrays follow the MMSA convention: per modality a float32 array (N, T_m, d_m), padded at the
 end, with per-sample valid lengths. Validation happens once, here, so that a malformed file
 fails with one message naming the file, split, key and shape.
+
+A split may also carry *extras*: named per-sample feature sequences a model reads besides the
+three modalities (e.g. simulated text features precomputed offline, stored under a key the user
+names and asked for with ``load_dataset(..., extra_keys=("sim_text",))``).
 """
 from __future__ import annotations
 
@@ -56,6 +60,23 @@ def sanitize_features(arr: np.ndarray, source: str, split: str, key: str,
     return out, n_bad
 
 
+def extra_key_tuple(extra_keys: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``extra_keys`` as a tuple of non-empty key names (order kept, duplicates dropped).
+
+    Raises:
+        ValueError: a bare string (``"sim_text"`` instead of ``("sim_text",)``) or a name that is
+            not a non-empty string.
+    """
+    if isinstance(extra_keys, (str, bytes)):
+        raise ValueError(f"extra_keys must be a tuple or list of key names, got the string {extra_keys!r} "
+                         f"(write ({extra_keys!r},))")
+    keys = tuple(dict.fromkeys(extra_keys or ()))
+    bad = [k for k in keys if not isinstance(k, str) or not k]
+    if bad:
+        raise ValueError(f"extra_keys must be non-empty strings, got {bad!r} in {list(keys)!r}")
+    return keys
+
+
 def feature_names(dims: Mapping[str, int], families: Mapping[str, str] | None = None) -> dict[str, str]:
     """Per modality ``"<family> <d>-d"`` (e.g. ``"GloVe 300-d"``), or ``"<d>-d"`` where no family is known."""
     families = families or {}
@@ -70,6 +91,12 @@ class MSASplit:
     whose ``class_labels`` are (N, C) integers (IEMOCAP: one 0/1 column per emotion).
     ``keep`` masks are absent on raw data and set by :mod:`msa_lib.missing` on masked copies:
     (N, T_m) bool, True where a valid frame is present, False where it was dropped and on padding.
+
+    ``extras`` (optional): name -> (N, T_x, d_x) float32 per-sample feature sequences a model
+    reads besides the modalities (e.g. precomputed simulated text features), post-padded as the
+    file stores them, with ``extra_lengths`` name -> (N,) int64 valid lengths in [0, T_x]
+    (validation fills in T_x for every sample where a name has no lengths). They are derived
+    inputs, not a modality: missing-data protocols never mask them.
     """
 
     text: np.ndarray
@@ -83,6 +110,8 @@ class MSASplit:
     class_labels: np.ndarray | None = None
     text_bert: np.ndarray | None = None
     keep: dict[str, np.ndarray] | None = None
+    extras: dict[str, np.ndarray] | None = None
+    extra_lengths: dict[str, np.ndarray] | None = None
     name: str = ""
     source: str = ""
 
@@ -154,10 +183,51 @@ class MSASplit:
                 f"{where(src, split, 'text_bert')}: expected shape ({n}, 3, {t_text}) to match 'text' "
                 f"{self.text.shape}, got {self.text_bert.shape}"
             )
+        self._validate_extras(n)
         if len(self.ids) != n:
             raise DataFormatError(f"{where(src, split, 'id')}: expected {n} ids, got {len(self.ids)}")
         if self.raw_text is not None and len(self.raw_text) != n:
             raise DataFormatError(f"{where(src, split, 'raw_text')}: expected {n} entries, got {len(self.raw_text)}")
+
+    def _validate_extras(self, n: int) -> None:
+        """Each extra: 3-D float32, finite, ``n`` samples; its lengths (N,) in [0, T_x], cast to
+        int64, T_x for every sample where none are given. Lengths without an extra are an error."""
+        src, split = self.source, self.name
+        if self.extras is None:
+            if self.extra_lengths:
+                raise DataFormatError(f"{where(src, split, sorted(self.extra_lengths)[0] + '_lengths')}: "
+                                      f"lengths given but the split has no extras")
+            return
+        lengths = dict(self.extra_lengths or {})
+        orphans = sorted(set(lengths) - set(self.extras))
+        if orphans:
+            raise DataFormatError(f"{where(src, split, orphans[0] + '_lengths')}: lengths given but there is no "
+                                  f"extra '{orphans[0]}' (extras: {sorted(self.extras)})")
+        for key, arr in self.extras.items():
+            if not isinstance(arr, np.ndarray) or arr.ndim != 3:
+                shape = getattr(arr, "shape", type(arr).__name__)
+                raise DataFormatError(f"{where(src, split, key)}: expected a 3-D array (N, T, d), got shape {shape}")
+            if arr.dtype != np.float32:
+                raise DataFormatError(f"{where(src, split, key)}: expected float32 features, got {arr.dtype} "
+                                      f"(shape {arr.shape})")
+            if not np.isfinite(arr).all():
+                raise DataFormatError(f"{where(src, split, key)}: contains NaN or inf (shape {arr.shape})")
+            if arr.shape[0] != n:
+                raise DataFormatError(
+                    f"{where(src, split, key)}: has {arr.shape[0]} samples but 'text' has {n} (shape {arr.shape})"
+                )
+            t = arr.shape[1]
+            lens = np.full(n, t, dtype=np.int64) if lengths.get(key) is None else np.asarray(lengths[key])
+            if lens.shape != (n,) or lens.dtype.kind not in "iu":
+                raise DataFormatError(f"{where(src, split, key + '_lengths')}: expected integer shape ({n},), got "
+                                      f"shape {lens.shape} dtype {lens.dtype}")
+            if n and ((lens < 0).any() or (lens > t).any()):
+                raise DataFormatError(
+                    f"{where(src, split, key + '_lengths')}: lengths must lie in [0, {t}] "
+                    f"(sequence axis of shape {arr.shape}), got range [{lens.min()}, {lens.max()}]"
+                )
+            lengths[key] = lens.astype(np.int64)
+        self.extra_lengths = lengths
 
 
 @dataclass

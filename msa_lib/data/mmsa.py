@@ -17,7 +17,14 @@ aligned to the word tokens). A length outside ``[0, T]`` is an error, never clip
 padding is (start or end) is detected, and the arrays converted to post-padding, by
 :mod:`msa_lib.data.padding`; modalities without lengths are measured from their all-zero frames.
 
-The helpers here (``_features``, ``_labels``, ...) are shared with the MulT loader (``mult.py``).
+Extras: ``extra_keys`` names further per-split keys to read as (N, T_x, d_x) feature sequences
+(e.g. ``sim_text``: simulated text features precomputed offline), each with optional
+``<key>_lengths`` (N,) (default: T_x for every sample). They are taken as post-padded, as the file
+stores them: no padding is detected or converted for them. NaN/inf in them is replaced by 0 like
+in the modalities (refused with ``strict``).
+
+The helpers here (``_features``, ``_labels``, ``read_extras``, ...) are shared with the MulT
+loader (``mult.py``).
 """
 from __future__ import annotations
 
@@ -28,7 +35,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .container import DataFormatError, MODALITIES, MSADataset, MSASplit, feature_names, sanitize_features, where
+from .container import (DataFormatError, MODALITIES, MSADataset, MSASplit, extra_key_tuple, feature_names,
+                        sanitize_features, where)
 from .padding import PaddingOption, padding_option, to_post_padding
 from .safe_pickle import safe_load
 
@@ -95,6 +103,35 @@ def read_features(d: Mapping[str, Any], src: str, split: str,
         if count:
             replaced[m] = count
     return feats, replaced
+
+
+def read_extras(d: Mapping[str, Any], src: str, split: str, extra_keys: tuple[str, ...], n: int,
+                strict: bool) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None, dict[str, int]]:
+    """The split's extras named by ``extra_keys``: (N, T_x, d_x) float32 arrays taken as post-padded
+    as stored (NaN/inf zeroed, or refused with ``strict``), their lengths from ``<key>_lengths`` when
+    present (else T_x for every sample), and the nonzero counts of replaced values. ``(None, None, {})``
+    when no key is asked for.
+
+    Raises:
+        DataFormatError: a requested key is absent from the split (the message lists the keys
+            present), or an extra / its lengths has the wrong shape, N or values.
+    """
+    if not extra_keys:
+        return None, None, {}
+    extras: dict[str, np.ndarray] = {}
+    lengths: dict[str, np.ndarray] = {}
+    replaced: dict[str, int] = {}
+    for key in extra_keys:
+        if key not in d:
+            raise DataFormatError(f"{src or '<memory>'}: split '{split}' has no key '{key}' (asked for by extra_keys; "
+                                  f"keys present: {sorted(map(str, d.keys()))})")
+        extras[key], count = _features(d[key], src, split, key, n, strict)
+        if count:
+            replaced[key] = count
+        len_key = f"{key}_lengths"
+        lengths[key] = (_lengths(d[len_key], src, split, len_key, n, extras[key].shape) if d.get(len_key) is not None
+                        else np.full(n, extras[key].shape[1], dtype=np.int64))
+    return extras, lengths, replaced
 
 
 def _labels(obj: Any, src: str, split: str, key: str, n: int) -> np.ndarray:
@@ -182,12 +219,14 @@ def default_name(path: str | os.PathLike[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-def _load_split(data: Any, src: str, split: str, padding: Mapping[str, str | None],
-                strict: bool) -> tuple[MSASplit, bool, bool, dict[str, str], dict[str, int]]:
+def _load_split(data: Any, src: str, split: str, padding: Mapping[str, str | None], strict: bool,
+                extra_keys: tuple[str, ...] = ()) -> tuple[MSASplit, bool, bool, dict[str, str], dict[str, int]]:
     """One MMSA split → (split, has_sims_labels, has_text_bert, padding sides, replaced counts)."""
     d = _split_dict(data, src, split, _REQUIRED)
     feats, replaced = read_features(d, src, split, strict)
     n = feats["text"].shape[0]
+    extras, extra_lengths, extra_replaced = read_extras(d, src, split, extra_keys, n, strict)
+    replaced.update(extra_replaced)
     labels = _labels(d["regression_labels"], src, split, "regression_labels", n)
     text_bert = _text_bert(d["text_bert"], src, split, feats["text"].shape) if d.get("text_bert") is not None else None
     lengths = {}
@@ -216,6 +255,8 @@ def _load_split(data: Any, src: str, split: str, padding: Mapping[str, str | Non
         raw_text=raw_text,
         unimodal_labels=unimodal,
         text_bert=conv.text_bert,
+        extras=extras,
+        extra_lengths=extra_lengths,
         name=split,
         source=src,
     )
@@ -223,7 +264,7 @@ def _load_split(data: Any, src: str, split: str, padding: Mapping[str, str | Non
 
 
 def load_mmsa_pickle(path: str | os.PathLike[str], name: str | None = None, padding: PaddingOption = None,
-                     strict: bool = False) -> MSADataset:
+                     strict: bool = False, extra_keys: tuple[str, ...] | list[str] = ()) -> MSADataset:
     """Load an MMSA pickle (MOSI/MOSEI ``aligned_50.pkl`` / ``unaligned_50.pkl``, CH-SIMS ``unaligned_39.pkl``).
 
     Args:
@@ -233,6 +274,8 @@ def load_mmsa_pickle(path: str | os.PathLike[str], name: str | None = None, padd
         padding: ``"start"`` / ``"end"`` / ``"none"`` or a dict per modality: overrides the
             detected padding side (:mod:`msa_lib.data.padding`); None detects it.
         strict: refuse NaN/inf features instead of replacing them by 0.
+        extra_keys: further keys of every split to read into ``MSASplit.extras`` (with optional
+            ``<key>_lengths``); taken as post-padded as stored (see the module doc).
 
     Returns:
         An :class:`MSADataset` with ``kind="sims"`` when ``regression_labels_T`` is present
@@ -242,20 +285,22 @@ def load_mmsa_pickle(path: str | os.PathLike[str], name: str | None = None, padd
         stored: it is derived from the regression labels.
 
     Raises:
-        DataFormatError: missing split/key, wrong shape, NaN labels, lengths outside ``[0, T]``,
-            padding that cannot be placed, NaN/inf with ``strict``, or an unreadable/unsafe
-            pickle; the message names file, split, key and shape.
-        ValueError: an unknown ``padding`` value.
+        DataFormatError: missing split/key (an ``extra_keys`` name included), wrong shape, NaN
+            labels, lengths outside ``[0, T]``, padding that cannot be placed, NaN/inf with
+            ``strict``, or an unreadable/unsafe pickle; the message names file, split, key and shape.
+        ValueError: an unknown ``padding`` value or malformed ``extra_keys``.
     """
     padding_option(padding)  # a bad argument fails before the file is read
+    extra_keys = extra_key_tuple(extra_keys)
     src = os.fspath(path)
-    return mmsa_dataset(top_level(safe_load(src), src), src, name, padding, strict)
+    return mmsa_dataset(top_level(safe_load(src), src), src, name, padding, strict, extra_keys)
 
 
 def mmsa_dataset(top: Mapping[str, Any], src: str, name: str | None = None, padding: PaddingOption = None,
-                 strict: bool = False) -> MSADataset:
+                 strict: bool = False, extra_keys: tuple[str, ...] | list[str] = ()) -> MSADataset:
     """:func:`load_mmsa_pickle` on an already unpickled object (``top``: checked by :func:`top_level`)."""
     pad = padding_option(padding)
+    extra_keys = extra_key_tuple(extra_keys)
     splits: dict[str, MSASplit] = {}
     sims_flags: dict[str, bool] = {}
     bert_flags: dict[str, bool] = {}
@@ -263,7 +308,7 @@ def mmsa_dataset(top: Mapping[str, Any], src: str, name: str | None = None, padd
     replaced: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         splits[split], sims_flags[split], bert_flags[split], sides[split], counts = _load_split(
-            top[split], src, split, pad, strict)
+            top[split], src, split, pad, strict, extra_keys)
         if counts:
             replaced[split] = counts
     if len(set(sims_flags.values())) != 1:

@@ -14,6 +14,10 @@ The label shape of the train split decides the task; dims are read from the file
 length keys and the sequences are PRE-padded: lengths and the padding side are measured from the
 all-zero frames by :mod:`msa_lib.data.padding` (aligned files share one padding across modalities),
 and the arrays converted to post-padding.
+
+Extras (``extra_keys``, e.g. ``sim_text`` with optional ``sim_text_lengths``) are read as in the
+MMSA loader (:func:`.mmsa.read_extras`): (N, T_x, d_x) taken as POST-padded as the file stores
+them, whatever the modalities' padding; no padding is detected or converted for them.
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .container import IEMOCAP_EMOTIONS, MODALITIES, DataFormatError, MSADataset, MSASplit, feature_names, where
-from .mmsa import SPLITS, _as_array, _labels, _split_dict, _strings, read_features, top_level
+from .container import (IEMOCAP_EMOTIONS, MODALITIES, DataFormatError, MSADataset, MSASplit, extra_key_tuple,
+                        feature_names, where)
+from .mmsa import SPLITS, _as_array, _labels, _split_dict, _strings, read_extras, read_features, top_level
 from .padding import PaddingOption, padding_option, to_post_padding
 from .safe_pickle import safe_load
 
@@ -83,11 +88,13 @@ def _class_labels(obj: object, src: str, split: str, n: int) -> np.ndarray:
 
 
 def _load_split(data: object, src: str, split: str, kind: str, padding: Mapping[str, str | None],
-                strict: bool) -> tuple[MSASplit, dict[str, str], dict[str, int]]:
+                strict: bool, extra_keys: tuple[str, ...] = ()) -> tuple[MSASplit, dict[str, str], dict[str, int]]:
     """One MulT split → (split, padding sides, replaced counts)."""
     d = _split_dict(data, src, split, ("text", "audio", "vision", "labels"))
     feats, replaced = read_features(d, src, split, strict)
     n = feats["text"].shape[0]
+    extras, extra_lengths, extra_replaced = read_extras(d, src, split, extra_keys, n, strict)
+    replaced.update(extra_replaced)
     conv = to_post_padding(feats, {}, padding, src, split)
     if kind == "iemocap":
         labels, class_labels = None, _class_labels(d["labels"], src, split, n)
@@ -97,13 +104,14 @@ def _load_split(data: object, src: str, split: str, kind: str, padding: Mapping[
            else [f"{split}_{i}" for i in range(n)])
     out = MSASplit(
         text=conv.feats["text"], audio=conv.feats["audio"], vision=conv.feats["vision"], lengths=conv.lengths,
-        labels=labels, ids=ids, class_labels=class_labels, name=split, source=src,
+        labels=labels, ids=ids, class_labels=class_labels, extras=extras, extra_lengths=extra_lengths,
+        name=split, source=src,
     )
     return out, conv.sides, replaced
 
 
 def load_mult_pickle(path: str | os.PathLike[str], name: str | None = None, padding: PaddingOption = None,
-                     strict: bool = False) -> MSADataset:
+                     strict: bool = False, extra_keys: tuple[str, ...] | list[str] = ()) -> MSADataset:
     """Load a MulT pickle: MOSI / MOSEI sentiment regression or IEMOCAP 4-emotion classification.
 
     Args:
@@ -112,6 +120,8 @@ def load_mult_pickle(path: str | os.PathLike[str], name: str | None = None, padd
         padding: ``"start"`` / ``"end"`` / ``"none"`` or a dict per modality: overrides the
             detected padding side (:mod:`msa_lib.data.padding`); None detects it.
         strict: refuse NaN/inf features instead of replacing them by 0.
+        extra_keys: further keys of every split to read into ``MSASplit.extras`` (with optional
+            ``<key>_lengths``); taken as post-padded as stored (see the module doc).
 
     Returns:
         An :class:`MSADataset`, post-padded. Labels (N, 4, 2): ``kind="iemocap"``,
@@ -121,26 +131,28 @@ def load_mult_pickle(path: str | os.PathLike[str], name: str | None = None, padd
         ``feature_names`` GloVe / COVAREP / Facet with the file's dims, ``file_format="MulT pickle"``.
 
     Raises:
-        DataFormatError: missing split/key, wrong shapes, non one-hot or NaN labels, ambiguous
-            padding, NaN/inf with ``strict``, or an unreadable/unsafe pickle; the message names
-            file, split, key and shape.
-        ValueError: an unknown ``padding`` value.
+        DataFormatError: missing split/key (an ``extra_keys`` name included), wrong shapes, non
+            one-hot or NaN labels, ambiguous padding, NaN/inf with ``strict``, or an
+            unreadable/unsafe pickle; the message names file, split, key and shape.
+        ValueError: an unknown ``padding`` value or malformed ``extra_keys``.
     """
     padding_option(padding)  # a bad argument fails before the file is read
+    extra_keys = extra_key_tuple(extra_keys)
     src = os.fspath(path)
-    return mult_dataset(top_level(safe_load(src), src), src, name, padding, strict)
+    return mult_dataset(top_level(safe_load(src), src), src, name, padding, strict, extra_keys)
 
 
 def mult_dataset(top: Mapping[str, Any], src: str, name: str | None = None, padding: PaddingOption = None,
-                 strict: bool = False) -> MSADataset:
+                 strict: bool = False, extra_keys: tuple[str, ...] | list[str] = ()) -> MSADataset:
     """:func:`load_mult_pickle` on an already unpickled object (``top``: checked by :func:`~.mmsa.top_level`)."""
     pad = padding_option(padding)
+    extra_keys = extra_key_tuple(extra_keys)
     kind = _kind(_split_dict(top["train"], src, "train", ("labels",))["labels"], src)
     splits: dict[str, MSASplit] = {}
     sides: dict[str, dict[str, str]] = {}
     replaced: dict[str, dict[str, int]] = {}
     for s in SPLITS:
-        splits[s], sides[s], counts = _load_split(top[s], src, s, kind, pad, strict)
+        splits[s], sides[s], counts = _load_split(top[s], src, s, kind, pad, strict, extra_keys)
         if counts:
             replaced[s] = counts
     dims = {m: splits["train"].features(m).shape[2] for m in MODALITIES}
