@@ -9,6 +9,9 @@ readings of Eq. 3) and :func:`js_divergence`
 
 MITR-DNet (ICASSP 2025): :func:`masked_smooth_l1` (reconstruction at the masked positions only, MITR
 Eq. 16) and :func:`simsiam` (symmetric negative cosine with stop-gradient, MITR Eq. 18-19).
+
+SDUMC: :func:`rmse` (RMSE between representations, SDUMC Eq. 9-10) and :func:`rank_n_contrast`
+(the Rank-N-Contrast loss of Zha et al., NeurIPS 2023, as SDUMC Eq. 11-12 write it).
 """
 from __future__ import annotations
 
@@ -186,3 +189,71 @@ def simsiam(p1: Tensor, z1: Tensor, p2: Tensor, z2: Tensor) -> Tensor:
     """½ D(p1, sg(z2)) + ½ D(p2, sg(z1)) (MITR Eq. 18): p = f(x) (predictor ∘ projector), z = h(x)
     (projector) of two views; no gradient reaches z1 or z2 through this term."""
     return 0.5 * negative_cosine(p1, z2.detach()) + 0.5 * negative_cosine(p2, z1.detach())
+
+
+def rmse(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """sqrt(mean((a - b)^2) + eps) over all elements (SDUMC Eq. 9-10: RMSE between two
+    representations of the same shape). ``eps`` keeps the gradient finite at ``a == b``, where the
+    derivative of sqrt at 0 is infinite (``eps=0`` gives NaN gradients there)."""
+    if a.shape != b.shape:
+        raise ValueError(f"rmse expects two tensors of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+    return torch.sqrt(((a - b) ** 2).mean() + eps)  # SDUMC Eq. 9-10
+
+
+def rank_n_contrast(features: Tensor, labels: Tensor, temperature: float = 2.0) -> Tensor:
+    """Rank-N-Contrast loss (Zha et al., NeurIPS 2023) as SDUMC Eq. 11-12 write it.
+
+    With sim(r_i, r_j) = -||r_i - r_j||_2, label distance d_ij = |y_i - y_j| and, for an anchor i
+    and a j != i, S_ij = {k != i : d_ik >= d_ij} (j itself included):
+
+        L^i = sum_{j != i} log( exp(sim_ij / t) / sum_{k in S_ij} exp(sim_ik / t) )   (SDUMC Eq. 11)
+        L   = (1/M) sum_i -L^i / (M - 1)                                            (SDUMC Eq. 12)
+
+    SDUMC takes M = 2N: the representations of both flows of a batch of N samples. The defaults
+    follow the official RnC code: temperature 2 and the L1 label distance.
+
+    Vectorised with O(M^2) memory (no M^3 tensor): each anchor's row of the M - 1 off-diagonal
+    entries is sorted by label distance, so every denominator is a suffix of the sorted row, taken
+    in log space by a reversed ``logcumsumexp``; for tied label distances the suffix starts at the
+    first tied position (``searchsorted``, side "left"), so all k with d_ik >= d_ij are included.
+    The distance's gradient is finite for identical feature rows (the squared distance is floored
+    at the dtype's machine epsilon before the square root).
+
+    Args:
+        features: (M, D) representations r_i, M >= 2.
+        labels: (M,) regression labels y_i (any float dtype; no gradient flows through them).
+        temperature: t > 0.
+
+    Returns:
+        scalar tensor, >= 0 (each log-ratio is <= 0 since j is in S_ij).
+    """
+    if features.dim() != 2 or features.shape[0] < 2 or labels.shape != features.shape[:1]:
+        raise ValueError(
+            "rank_n_contrast expects features (M, D) with M >= 2 and labels (M,); "
+            f"got features {tuple(features.shape)} and labels {tuple(labels.shape)}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"rank_n_contrast needs temperature > 0; got {temperature}")
+    m = features.shape[0]
+    # Distances are translation invariant; centring first loses less to cancellation in the Gram
+    # expansion of _pairwise_sq_dists (which, unlike (M, M, D) differences, stays O(M^2)).
+    centred = features - features.mean(dim=0, keepdim=True)
+    sq = _pairwise_sq_dists(centred, centred).clamp_min(torch.finfo(features.dtype).eps)
+    logits = -sq.sqrt() / temperature  # sim(r_i, r_j) / t, sim = -||r_i - r_j||_2
+    y = labels.detach()  # its own dtype: only compared, so ties are exact as given
+    label_dist = (y[:, None] - y[None, :]).abs()  # d_ij = |y_i - y_j| (L1)
+
+    # Drop the diagonal (k != i, j != i): (M, M - 1) rows, one per anchor.
+    off_diag = ~torch.eye(m, dtype=torch.bool, device=features.device)
+    logits = logits[off_diag].view(m, m - 1)
+    label_dist = label_dist[off_diag].view(m, m - 1)
+
+    # Sort each row by label distance; S_ij is then the suffix from the first position whose
+    # distance equals d_ij (ties included), and its log-sum-exp a reversed logcumsumexp.
+    dist_sorted, order = label_dist.sort(dim=1)
+    logits_sorted = logits.gather(1, order)
+    suffix_lse = logits_sorted.flip(1).logcumsumexp(dim=1).flip(1)  # [i, p] = LSE_{q >= p} logit_iq
+    first = torch.searchsorted(dist_sorted, dist_sorted, side="left")  # first q with d_iq >= d_ip
+    log_ratio = logits_sorted - suffix_lse.gather(1, first)  # SDUMC Eq. 11, one term per (i, j)
+    # SDUMC Eq. 12: (1/M) sum_i (-1/(M-1)) L^i = -(mean over the M (M - 1) terms).
+    return -log_ratio.mean()

@@ -1,4 +1,5 @@
-"""Tests for the loss terms in msa_lib.losses (UMDF: mmd, js_divergence).
+"""Tests for the loss terms in msa_lib.losses (UMDF: mmd, js_divergence; SDUMC: rmse,
+rank_n_contrast).
 
 The public functions clamp their results into the mathematically guaranteed range (MMD^2 >= 0,
 0 <= JS <= log 2) against round-off. A test of those bounds *through* the clamp could never fail,
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from msa_lib.losses import js_divergence, mmd, paired_mmd
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from msa_lib.losses import js_divergence, mmd, paired_mmd, rank_n_contrast, rmse
 
 LOG2 = math.log(2.0)
 
@@ -333,3 +337,195 @@ def test_js_shape_errors_name_the_shapes(p_shape: tuple[int, ...], q_shape: tupl
     pattern = re.escape(str(tuple(p_shape))) + ".*" + re.escape(str(tuple(q_shape)))
     with pytest.raises(ValueError, match=pattern):
         js_divergence(torch.zeros(p_shape), torch.zeros(q_shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# RMSE (SDUMC Eq. 9-10)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_rmse_matches_hand_computation() -> None:
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    # squared differences 0, 4, 9, 0 -> mean 13 / 4
+    assert rmse(a, b).item() == pytest.approx(math.sqrt(13.0 / 4.0 + 1e-8), rel=1e-12)
+    assert rmse(a, b, eps=0.0).item() == pytest.approx(math.sqrt(3.25), rel=1e-12)
+    assert rmse(a, a.clone()).item() == pytest.approx(1e-4, rel=1e-12)  # sqrt(eps)
+
+
+def test_rmse_gradient_is_finite_at_equal_inputs() -> None:
+    a = torch.randn(4, 3, generator=torch.Generator().manual_seed(8), requires_grad=True)
+    rmse(a, a.detach().clone()).backward()
+    assert torch.isfinite(a.grad).all() and (a.grad == 0).all()
+    # without eps the derivative of sqrt at 0 is not finite: the eps is what the test above relies on
+    b = a.detach().clone().requires_grad_(True)
+    rmse(b, b.detach().clone(), eps=0.0).backward()
+    assert not torch.isfinite(b.grad).all()
+
+
+def test_rmse_shape_error_names_the_shapes() -> None:
+    with pytest.raises(ValueError, match=re.escape("(4, 3)") + ".*" + re.escape("(4, 1)")):
+        rmse(torch.zeros(4, 3), torch.zeros(4, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rank-N-Contrast (SDUMC Eq. 11-12)
+# ---------------------------------------------------------------------------------------------
+
+
+def _loop_rank_n_contrast(features: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """SDUMC Eq. 11-12 by a plain triple loop over anchor i, positive j and k in S_ij."""
+    m = len(features)
+
+    def logit(i: int, j: int) -> float:
+        return -math.sqrt(float(np.sum((features[i] - features[j]) ** 2))) / temperature
+
+    total = 0.0
+    for i in range(m):
+        l_i = 0.0
+        for j in range(m):
+            if j == i:
+                continue
+            d_ij = abs(float(labels[i]) - float(labels[j]))
+            s_ij = [logit(i, k) for k in range(m) if k != i and abs(float(labels[i]) - float(labels[k])) >= d_ij]
+            top = max(s_ij)  # log-sum-exp shifted by the max, so large distances do not underflow
+            l_i += logit(i, j) - (top + math.log(sum(math.exp(v - top) for v in s_ij)))
+        total += -l_i / (m - 1)
+    return total / m
+
+
+def _rnc_inputs(m: int, dim: int, ties: bool, seed: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    features = scale * torch.randn(m, dim, generator=g, dtype=torch.float64)
+    if ties:  # a few discrete values: many equal label distances
+        labels = torch.randint(-2, 3, (m,), generator=g).to(torch.float64)
+    else:
+        labels = 3.0 * torch.rand(m, generator=g, dtype=torch.float64)
+    return features, labels
+
+
+@pytest.mark.parametrize("m", [2, 5, 17])
+@pytest.mark.parametrize("ties", [True, False])
+@pytest.mark.parametrize("temperature", [2.0, 0.5])
+def test_rank_n_contrast_matches_triple_loop(m: int, ties: bool, temperature: float) -> None:
+    features, labels = _rnc_inputs(m, 4, ties, seed=m + 100 * ties)
+    if ties and m > 2:
+        d = (labels[:, None] - labels[None, :]).abs()
+        assert any(len(set(d[i].tolist())) < m for i in range(m))  # some row really has tied distances
+    expected = _loop_rank_n_contrast(features.numpy(), labels.numpy(), temperature)
+    got = rank_n_contrast(features, labels, temperature=temperature)
+    assert got.item() == pytest.approx(expected, abs=1e-5)
+    got32 = rank_n_contrast(features.float(), labels.float(), temperature=temperature)
+    assert got32.item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_rank_n_contrast_ties_change_the_value() -> None:
+    """Ties matter: breaking them (a tiny jitter on the labels) changes S_ij and the loss, so the
+    oracle comparison above does check the tie rule (all k with d_ik >= d_ij)."""
+    features, labels = _rnc_inputs(9, 3, ties=True, seed=11)
+    jitter = 1e-6 * torch.arange(9, dtype=torch.float64)
+    tied, untied = rank_n_contrast(features, labels), rank_n_contrast(features, labels + jitter)
+    assert abs(tied.item() - untied.item()) > 1e-3
+    assert untied.item() == pytest.approx(
+        _loop_rank_n_contrast(features.numpy(), (labels + jitter).numpy(), 2.0), abs=1e-6)
+
+
+def test_rank_n_contrast_is_stable_for_far_apart_features() -> None:
+    """exp(sim / t) underflows to 0 at distances ~1e4; the loss stays finite and exact (log space)."""
+    features, labels = _rnc_inputs(7, 3, ties=True, seed=12, scale=1e4)
+    features = features.float().requires_grad_(True)
+    value = rank_n_contrast(features, labels.float())
+    assert torch.isfinite(value)
+    expected = _loop_rank_n_contrast(features.detach().double().numpy(), labels.numpy(), 2.0)
+    assert expected > 10.0  # far in the underflow regime of a naive exp / log
+    assert value.item() == pytest.approx(expected, rel=1e-4)
+    value.backward()
+    assert torch.isfinite(features.grad).all()
+
+
+def test_rank_n_contrast_gradient_matches_finite_differences() -> None:
+    features, labels = _rnc_inputs(6, 3, ties=True, seed=13)
+    features.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda f: rank_n_contrast(f, labels), (features,))
+
+
+def test_rank_n_contrast_is_invariant_to_permuting_the_batch() -> None:
+    features, labels = _rnc_inputs(17, 5, ties=True, seed=14)
+    value = rank_n_contrast(features, labels).item()
+    g = torch.Generator().manual_seed(15)
+    for _ in range(5):
+        perm = torch.randperm(17, generator=g)
+        assert rank_n_contrast(features[perm], labels[perm]).item() == pytest.approx(value, abs=1e-12)
+    # permuting the labels alone does change the loss (so the check above is informative)
+    assert abs(rank_n_contrast(features, labels[perm]).item() - value) > 1e-3
+
+
+def test_rank_n_contrast_gradient_is_finite_for_duplicated_rows() -> None:
+    for dtype in (torch.float32, torch.float64):
+        features, labels = _rnc_inputs(6, 4, ties=False, seed=16)
+        features = features.to(dtype)
+        features[1] = features[0]  # distance 0 between rows 0 and 1
+        features[4] = features[0]
+        features.requires_grad_(True)
+        value = rank_n_contrast(features, labels.to(dtype))
+        assert torch.isfinite(value)
+        value.backward()
+        assert torch.isfinite(features.grad).all()
+        assert features.grad.abs().max() > 1e-3
+        # every row identical: all distances 0
+        same = torch.ones(5, 3, dtype=dtype, requires_grad=True)
+        rank_n_contrast(same, torch.arange(5, dtype=dtype)).backward()
+        assert torch.isfinite(same.grad).all()
+
+
+class _LargestOutput(TorchDispatchMode):
+    """Records the largest numel of any tensor output of any op dispatched while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.ops += 1
+        for leaf in tree_flatten(out)[0]:
+            if isinstance(leaf, torch.Tensor):
+                self.largest = max(self.largest, leaf.numel())
+        return out
+
+
+def test_rank_n_contrast_memory_is_quadratic() -> None:
+    m, dim = 96 * 2, 64  # SDUMC: M = 2N, N = 96
+    bound = 4 * m * m  # far below M^3 = 48 M^2
+    features, labels = _rnc_inputs(m, dim, ties=True, seed=17)
+    features = features.float().requires_grad_(True)
+    with _LargestOutput() as forward:
+        value = rank_n_contrast(features, labels.float())
+    with _LargestOutput() as backward:
+        value.backward()
+    assert forward.ops > 0 and backward.ops > 0  # the mode does see the backward pass
+    assert features.grad is not None and torch.isfinite(features.grad).all()
+    assert forward.largest <= bound, forward.largest
+    assert backward.largest <= bound, backward.largest
+    # The same mode does catch an M^3 tensor: a naive broadcast of the S_ij masks.
+    with _LargestOutput() as naive:
+        d = (labels[:, None] - labels[None, :]).abs()
+        masks = d[:, None, :] >= d[:, :, None]  # (M, M, M): [i, j, k] = k in S_ij
+    assert masks.numel() == m ** 3
+    assert naive.largest > bound
+
+
+@pytest.mark.parametrize(
+    ("f_shape", "y_shape"),
+    [((1, 4), (1,)), ((0, 4), (0,)), ((5, 4), (5, 1)), ((5, 4), (4,)), ((5,), (5,)), ((2, 5, 4), (2,))],
+)
+def test_rank_n_contrast_shape_errors_name_the_shapes(f_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    pattern = re.escape(str(tuple(f_shape))) + ".*" + re.escape(str(tuple(y_shape)))
+    with pytest.raises(ValueError, match=pattern):
+        rank_n_contrast(torch.zeros(f_shape), torch.zeros(y_shape))
+
+
+def test_rank_n_contrast_rejects_nonpositive_temperature() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        rank_n_contrast(torch.randn(3, 2), torch.zeros(3), temperature=0.0)
