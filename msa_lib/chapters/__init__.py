@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import baselines, leaderboard, mitr, umdf
+from . import baselines, leaderboard, mitr, sdumc, umdf
 
-CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "leaderboard": leaderboard, "mitr": mitr, "umdf": umdf}
+CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "leaderboard": leaderboard, "mitr": mitr, "sdumc": sdumc,
+                                  "umdf": umdf}
 
 #: The four papers the book reproduces and the chapter module of each (None: not written yet).
-PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": "mitr", "SDUMC": None,
+PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": "mitr", "SDUMC": "sdumc",
                                  "DAR (IJCAI 2025)": None}
 
 
