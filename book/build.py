@@ -75,7 +75,7 @@ def markdown_table(df) -> str:
 def generate_tables(site: Path) -> None:
     """Tables the prose includes (``{include}`` of ``book/_generated/*.md``), computed from msa_lib so
     no setting is typed twice."""
-    from msa_lib.chapters import mitr, status_table, umdf
+    from msa_lib.chapters import mitr, sdumc, status_table, umdf
     from msa_lib.data.synthetic import preset_table
     from msa_lib.experiments import profile_table
 
@@ -85,6 +85,7 @@ def generate_tables(site: Path) -> None:
     for name, table in (("profiles", profile_table().T.rename_axis("profile")), ("presets", preset_table()),
                         ("umdf_settings", umdf.settings_table()), ("umdf_choices", umdf.open_choices()),
                         ("mitr_settings", mitr.settings_table()), ("mitr_choices", mitr.open_choices()),
+                        ("sdumc_settings", sdumc.settings_table()), ("sdumc_choices", sdumc.open_choices()),
                         ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
 
