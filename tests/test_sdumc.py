@@ -323,10 +323,10 @@ def test_comparison_runs_every_other_model_as_its_paper_trains_it() -> None:
 
 
 def test_reported_tables_hold_both_paper_tables() -> None:
-    t1 = sdumc.reported_table1()
+    t1 = sdumc.reported_table("sdumc_table1")
     assert list(t1.index) == list(sdumc.TABLE1)
     assert t1.loc[sdumc.MAIN, ("w/o text", "MAE")] == 0.550
-    t2 = sdumc.reported_table2()
+    t2 = sdumc.reported_table("sdumc_table2")
     assert t2.loc["SDUMC", ("gap", "MAE")] == pytest.approx(t2.loc["SDUMC", ("w/o text", "MAE")]
                                                             - t2.loc["SDUMC", ("with text", "MAE")])
     assert len(sdumc.open_choices()) >= 10 and not sdumc.settings_table().isna().any().any()

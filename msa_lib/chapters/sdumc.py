@@ -230,22 +230,14 @@ def table1(item: DatasetRuns) -> pd.DataFrame:
     return pd.concat([marks, table], axis=1)
 
 
-def reported_table1() -> pd.DataFrame:
-    """The paper's Table I, one row per switch pattern (MOSEI; MAE and ACC in the paper's units)."""
+def reported_table(name: str) -> pd.DataFrame:
+    """The paper's Table I (``sdumc_table1``: one row per switch pattern) or Table II (``sdumc_table2``;
+    the other models' numbers quoted by the paper from the GMD article), MOSEI, in the paper's units:
+    one column per (condition, metric)."""
     from ..report import reported
 
-    rows = reported("sdumc_table1")
-    return rows.pivot_table(index="model", columns=["condition", "metric"], values="value", aggfunc="first",
-                            sort=False)
-
-
-def reported_table2() -> pd.DataFrame:
-    """The paper's Table II (MOSEI; other models' numbers quoted by the paper from the GMD article)."""
-    from ..report import reported
-
-    rows = reported("sdumc_table2")
-    return rows.pivot_table(index="model", columns=["condition", "metric"], values="value", aggfunc="first",
-                            sort=False)
+    return reported(name).pivot_table(index="model", columns=["condition", "metric"], values="value",
+                                      aggfunc="first", sort=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +275,8 @@ def comparison_specs(dataset: str, data_path: str | None, profile: Profile, seed
 def comparison(dataset: str = "synthetic:mosei", data_path: str = "", profile: str = "smoke", seeds: str = "",
                device: str = "auto", results_dir: str = "", settings: str = "", text_sim: str = "learned"
                ) -> ChapterRun:
-    """Table II's runs on each dataset (:func:`comparison_specs`); ``DatasetRuns.settings`` keeps the
-    settings choice and each run's row is in :func:`comparison_rows`."""
+    """Table II's runs on each dataset (:func:`comparison_specs`, which also says which settings row
+    each model ran)."""
     def make(name, path, prof, seed_list, choice, data):
         return comparison_specs(name, path, prof, seed_list, choice, data.kind, text_sim)[0]
 

@@ -303,7 +303,8 @@ class SDUMC(MSAModel):
         present = self.config.text_present
         if present is None:  # per sample: a sample whose text has no present frame uses the missing flow
             has_text = batch.keep["text"].any(dim=1)
-            present = bool(has_text.all()) or (False if not has_text.any() else None)
+            if has_text.all() or not has_text.any():  # one flow serves the whole batch
+                present = bool(has_text.all())
         if present is not None:
             out = self.complete_flow(batch) if present else self.missing_flow(batch)
             return ModelOutput(prediction=out["out"], representation=out["r"])
