@@ -287,6 +287,10 @@ def test_table1_variants_switch_what_their_marks_say() -> None:
         cfg = specs[label].model_config
         assert tuple(config[s](cfg) for s in sdumc.SWITCHES) == marks, label
         assert specs[label].eval_protocols == ("complete", "modality:av")
+    for label in sdumc.TABLE1:  # with precomputed simulated text, every row but "w/o LLM_g" reads it
+        cfg = sdumc.variant_specs(label, "synthetic:mosei", None, prof, [1], "mosei", "precomputed:sim_text")[0].model_config
+        SDUMCConfig(**cfg)
+        assert (cfg.get("text_sim_key") == "sim_text") == sdumc.TABLE1[label][0][0], label
     with pytest.raises(ValueError, match="unknown SDUMC variant"):
         sdumc.variant_specs("SDUMC w/o everything", "synthetic:mosei", None, prof, [1], "mosei")
 

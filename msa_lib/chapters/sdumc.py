@@ -129,6 +129,8 @@ def variant_specs(label: str, dataset: str, data_path: str | None, profile: Prof
     if weights:
         train_cfg = {**train_cfg, "loss_weights": {**train_cfg["loss_weights"], **weights}}
     model_cfg = {**model_cfg, **parse_text_sim(text_sim), **switches}
+    if model_cfg.get("text_sim") == "none":  # the "w/o LLM_g" row reads no simulated text, precomputed or not
+        model_cfg.pop("text_sim_key", None)
     return train_once_specs("sdumc", dataset, seeds, TRAIN_PROTOCOLS["sdumc"], EVALS, label=label,
                             model_config=model_cfg, train_config=train_cfg,
                             data_options=data_options(dataset, data_path, profile, extra_keys=extra_keys(text_sim)))
