@@ -85,7 +85,8 @@ def generate_tables(site: Path) -> None:
     for name, table in (("profiles", profile_table().T.rename_axis("profile")), ("presets", preset_table()),
                         ("umdf_settings", umdf.settings_table()), ("umdf_choices", umdf.open_choices()),
                         ("mitr_settings", mitr.settings_table()), ("mitr_choices", mitr.open_choices()),
-                        ("sdumc_settings", sdumc.settings_table()), ("sdumc_choices", sdumc.open_choices()),
+                        ("sdumc_settings", sdumc.settings_table()), ("sdumc_objective", sdumc.objective_table()),
+                        ("sdumc_choices", sdumc.open_choices()),
                         ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
 

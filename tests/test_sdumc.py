@@ -334,5 +334,7 @@ def test_reported_tables_hold_both_paper_tables() -> None:
     assert t2.loc["SDUMC", ("gap", "MAE")] == pytest.approx(t2.loc["SDUMC", ("w/o text", "MAE")]
                                                             - t2.loc["SDUMC", ("with text", "MAE")])
     assert len(sdumc.open_choices()) >= 10 and not sdumc.settings_table().isna().any().any()
+    objective = sdumc.objective_table()
+    assert objective.loc["released", "α, β, γ, δ"] == "0, 0, 0.13, 0.5" and objective.loc["paper", "MIA"] == "on"
     margins = [sdumc.paper_margin(c["paper"]) for c in sdumc.CLAIMS]
     assert margins == pytest.approx([0.312 - 0.044, 0.572 - 0.550, 0.508 - 0.506])
