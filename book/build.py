@@ -75,7 +75,7 @@ def markdown_table(df) -> str:
 def generate_tables(site: Path) -> None:
     """Tables the prose includes (``{include}`` of ``book/_generated/*.md``), computed from msa_lib so
     no setting is typed twice."""
-    from msa_lib.chapters import mitr, sdumc, status_table, umdf
+    from msa_lib.chapters import dar, mitr, sdumc, status_table, umdf
     from msa_lib.data.synthetic import preset_table
     from msa_lib.experiments import profile_table
 
@@ -87,6 +87,7 @@ def generate_tables(site: Path) -> None:
                         ("mitr_settings", mitr.settings_table()), ("mitr_choices", mitr.open_choices()),
                         ("sdumc_settings", sdumc.settings_table()), ("sdumc_objective", sdumc.objective_table()),
                         ("sdumc_choices", sdumc.open_choices()),
+                        ("dar_settings", dar.settings_table()), ("dar_choices", dar.open_choices()),
                         ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
 

@@ -12,6 +12,11 @@ Eq. 16) and :func:`simsiam` (symmetric negative cosine with stop-gradient, MITR 
 
 SDUMC: :func:`rmse` (RMSE between representations, SDUMC Eq. 9-10) and :func:`rank_n_contrast`
 (the Rank-N-Contrast loss of Zha et al., NeurIPS 2023, as SDUMC Eq. 11-12 write it).
+
+DAR (IJCAI 2025): :func:`info_nce` (InfoNCE with positive/negative masks, DAR Eq. 6),
+:func:`gaussian_log_likelihood` (the maximum-likelihood fit of the CLUB estimator q_theta) and
+:func:`club_upper_bound` (the CLUB mutual-information upper bound of Cheng et al., ICML 2020, DAR
+Eq. 8-9).
 """
 from __future__ import annotations
 
@@ -257,3 +262,111 @@ def rank_n_contrast(features: Tensor, labels: Tensor, temperature: float = 2.0) 
     log_ratio = logits_sorted - suffix_lse.gather(1, first)  # SDUMC Eq. 11, one term per (i, j)
     # SDUMC Eq. 12: (1/M) sum_i (-1/(M-1)) L^i = -(mean over the M (M - 1) terms).
     return -log_ratio.mean()
+
+
+def info_nce(z: Tensor, positive: Tensor, negative: Tensor | None = None, temperature: float = 0.1,
+             include_positive: bool = False) -> Tensor:
+    """InfoNCE (van den Oord et al. 2018) over masked pairs, as DAR Eq. 6 writes it.
+
+    With s_ij the cosine similarity of z_i and z_j, P the set of positive pairs (i, j), i != j, and
+    N(i) the negatives of anchor i:
+
+        L = -(1/|P|) sum_{(i,j) in P} log( exp(s_ij / t) / D_ij ),   D_ij = sum_{k in N(i)} exp(s_ik / t)
+
+    (DAR Eq. 6 literally: negatives only in the denominator, so L can be negative). With
+    ``include_positive`` the denominator is ``D_ij + exp(s_ij / t)``, the standard InfoNCE /
+    SupCon form (then L >= 0). Computed in log space (``logsumexp``), vectorised with O(M^2)
+    memory over the anchors that have at least one positive.
+
+    Args:
+        z: (M, D) features.
+        positive: (M, M) bool; positive[i, j] marks (z_i, z_j) as a positive pair (diagonal ignored).
+        negative: (M, M) bool negatives of each anchor i (diagonal ignored). Default: every j != i
+            that is not a positive of i.
+        temperature: t > 0.
+        include_positive: add exp(s_ij / t) to the denominator (see above).
+
+    Returns:
+        scalar tensor, the mean over the positive pairs.
+
+    Raises:
+        ValueError: bad shapes or dtypes, t <= 0, no positive pair, or an anchor with a positive
+            but no negative (its denominator would be empty; raised with either setting).
+    """
+    if z.dim() != 2:
+        raise ValueError(f"info_nce expects z (M, D); got {tuple(z.shape)}")
+    m = z.shape[0]
+    for name, mask in (("positive", positive), ("negative", negative)):
+        if mask is not None and (mask.shape != (m, m) or mask.dtype != torch.bool):
+            raise ValueError(f"info_nce expects {name} to be a ({m}, {m}) bool mask for z {tuple(z.shape)}; "
+                             f"got {mask.dtype} {tuple(mask.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"info_nce needs temperature > 0; got {temperature}")
+    off_diag = ~torch.eye(m, dtype=torch.bool, device=z.device)
+    pos = positive.to(z.device) & off_diag
+    neg = (~pos if negative is None else negative.to(z.device)) & off_diag
+    if not pos.any():
+        raise ValueError("info_nce needs at least one positive pair (i, j), i != j; the positive mask has none")
+    anchors = pos.any(dim=1)
+    if not neg[anchors].any(dim=1).all():
+        bad = (anchors & ~neg.any(dim=1)).nonzero().flatten().tolist()
+        raise ValueError(f"info_nce: anchors {bad} have a positive but no negative (empty denominator)")
+    zn = F.normalize(z[anchors], dim=1, eps=1e-8)
+    logits = zn @ F.normalize(z, dim=1, eps=1e-8).transpose(0, 1) / temperature  # s_ik / t, anchors only
+    pos, neg = pos[anchors], neg[anchors]
+    log_denominator = logits.masked_fill(~neg, float("-inf")).logsumexp(dim=1, keepdim=True)  # log D_ij
+    if include_positive:
+        log_denominator = torch.logaddexp(log_denominator, logits)  # log(D_ij + exp(s_ij / t))
+    else:
+        log_denominator = log_denominator.expand_as(logits)
+    return -(logits - log_denominator)[pos].mean()  # DAR Eq. 6
+
+
+def _check_gaussian(name: str, mu: Tensor, logvar: Tensor, y: Tensor) -> None:
+    if not (mu.shape == logvar.shape == y.shape) or mu.dim() not in (2, 3) or mu.shape[0] == 0:
+        raise ValueError(f"{name} expects mu, logvar and y of the same shape (N, D) or (N, T, D) with N >= 1; "
+                         f"got {tuple(mu.shape)}, {tuple(logvar.shape)}, {tuple(y.shape)}")
+
+
+def gaussian_log_likelihood(mu: Tensor, logvar: Tensor, y: Tensor) -> Tensor:
+    """Mean log-likelihood of y under N(mu, diag exp(logvar)), the objective the CLUB estimator
+    q_theta(y | x) is fitted with by maximum likelihood (DAR Eq. 8-9; its loss is minus this).
+
+    Per sample (and frame): -1/2 sum_d [ (y_d - mu_d)^2 / exp(logvar_d) + logvar_d ], summed over the
+    last (feature) dim and averaged over the others. The constant -D/2 log(2 pi) is dropped (it
+    changes neither the fit nor :func:`club_upper_bound`).
+
+    Args:
+        mu, logvar: (N, D) or (N, T, D) estimator outputs for the x's.
+        y: targets, same shape.
+    """
+    _check_gaussian("gaussian_log_likelihood", mu, logvar, y)
+    return (-0.5 * ((y - mu) ** 2 * torch.exp(-logvar) + logvar)).sum(dim=-1).mean()
+
+
+def club_upper_bound(mu: Tensor, logvar: Tensor, y: Tensor) -> Tensor:
+    """The vCLUB mutual-information upper bound (Cheng et al., ICML 2020), DAR Eq. 8-9:
+
+        I_vCLUB = mean_i [ log q(y_i | x_i) - mean_j log q(y_j | x_i) ],  q(y | x_i) = N(mu_i, diag exp(logvar_i))
+
+    with mu, logvar the estimator's outputs for the x's (the log-variance and 2 pi constants cancel).
+    The negative term is closed form in O(N): per feature, mean_j (mu_i - y_j)^2 = (mu_i - ybar)^2 +
+    var(y) (mean and population variance over the samples j). For (N, T, D) inputs the pairs
+    (i, j) run over samples only (frame t of i against frame t of j), then the mean is over the
+    frames too. Gradients flow to mu, logvar and y: the main network minimises the bound through
+    x and y while q_theta is fitted separately with :func:`gaussian_log_likelihood`.
+
+    Args:
+        mu, logvar: (N, D) or (N, T, D) estimator outputs for x.
+        y: (N, D) or (N, T, D) paired targets.
+
+    Returns:
+        scalar tensor (an estimate: it can be slightly negative when q_theta is not well fitted).
+    """
+    _check_gaussian("club_upper_bound", mu, logvar, y)
+    inv_two_var = 0.5 * torch.exp(-logvar)  # 1 / (2 exp(logvar_i))
+    positive = -(mu - y) ** 2 * inv_two_var  # log q(y_i | x_i) + const
+    y_mean = y.mean(dim=0, keepdim=True)
+    y_var = y.var(dim=0, unbiased=False, keepdim=True)
+    negative = -((mu - y_mean) ** 2 + y_var) * inv_two_var  # mean_j log q(y_j | x_i) + const
+    return (positive - negative).sum(dim=-1).mean()  # DAR Eq. 8-9

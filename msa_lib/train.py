@@ -29,10 +29,15 @@ from .missing import Protocol, mask_split, parse_protocol
 from .models.base import MSAModel, OptimizerStep, Stage
 
 
+#: ``TrainConfig.select_metric`` value that selects checkpoints on the validation total loss.
+VALID_LOSS = "loss"
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings. ``select_metric=None`` uses the dataset's primary metric
-    (MAE for MOSI/MOSEI/SIMS, Avg_F1 for IEMOCAP). ``patience``: stop after that many epochs
+    (MAE for MOSI/MOSEI/SIMS, Avg_F1 for IEMOCAP); ``"loss"`` (:data:`VALID_LOSS`) selects on the
+    weighted total loss on the validation split (DAR: "the model with the smallest overall loss"). ``patience``: stop after that many epochs
     without a better validation score; ``None`` trains every epoch (as the papers do) — either way
     the weights of the best validation epoch are kept."""
 
@@ -219,7 +224,9 @@ class Trainer:
                              f"file (aligned_50.pkl, MulT's aligned pickles) or an aligned synthetic preset")
         metric, _ = PRIMARY_METRIC[dataset.kind]
         self.select_metric = self.config.select_metric or metric
-        self.higher_better = higher_is_better(self.select_metric)
+        self.higher_better = self.select_metric != VALID_LOSS and higher_is_better(self.select_metric)
+        #: the metric the health check compares with the input-blind predictor
+        self.health_metric = metric if self.select_metric == VALID_LOSS else self.select_metric
         self.history: list[dict[str, float]] = []
         self.best_epoch = -1
         self.best_valid: dict[str, float] = {}
@@ -320,6 +327,7 @@ class Trainer:
         self.generator.manual_seed(self.seed)
         tst = self.model.uses_token_ids
         complete = SplitTensors(ds["train"])
+        valid_complete = SplitTensors(ds["valid"]) if self.select_metric == VALID_LOSS else None
         for stage in self.model.stages(cfg):
             protocol = self.start_stage(stage)
             if protocol.per_batch or protocol.kind == "complete":
@@ -327,7 +335,7 @@ class Trainer:
             else:  # fixed variant: one mask per split, drawn once from per-modality seeds
                 train = SplitTensors(mask_split(ds["train"], protocol, cfg.mask_seed, tst))
             valid = mask_split(ds["valid"], self.valid_protocol or protocol, cfg.mask_seed, tst)
-            self._fit_stage(stage, train, complete, valid)
+            self._fit_stage(stage, train, complete, valid, valid_complete)
         for p in self.model.parameters():
             p.requires_grad_(True)
         self.health = self._health(valid, stage)
@@ -347,22 +355,35 @@ class Trainer:
             warnings.simplefilter("ignore", RuntimeWarning)
             reference = compute_metrics(kind, constant_prediction(kind, split_target(self.dataset["train"]),
                                                                   len(target)), target)
-        score, ref = self.best_valid.get(self.select_metric, float("nan")), reference[self.select_metric]
+        score, ref = self.best_valid.get(self.health_metric, float("nan")), reference[self.health_metric]
         beats = bool(score > ref if self.higher_better else score < ref)
         # The best epoch being the first is not a failure by itself: on features whose training split
         # is memorised fast (the utterance-level MOSI features were extracted by networks trained on
         # the train labels) one epoch is the best a model does on held-out speakers. It is recorded.
         reasons = [name for name, bad in (("constant predictions", is_constant(kind, pred)),
-                                          (f"validation {self.select_metric} not better than the "
+                                          (f"validation {self.health_metric} not better than the "
                                            f"{'majority' if kind == 'iemocap' else 'mean'} predictor", not beats))
                    if bad]
         return {"best_epoch": self.best_epoch, "epochs_run": len(epochs), "epoch_cap": cap,
                 "improving_at_cap": len(epochs) == cap and self.best_epoch == cap - 1,
                 "first_epoch_best": self.best_epoch == 0 and len(epochs) > 1,
-                "select_metric": self.select_metric, "valid_score": score, "reference_score": ref,
+                "select_metric": self.health_metric, "valid_score": score, "reference_score": ref,
+                "selected_on": self.select_metric,
                 "degenerate": reasons}
 
-    def _fit_stage(self, stage: Stage, train: SplitTensors, complete: SplitTensors, valid: MSASplit) -> None:
+    def validation_loss(self, valid: MSASplit, complete: SplitTensors) -> float:
+        """The weighted total loss on the (masked) validation split, the model in eval mode with the
+        complete input beside the masked one: the trainer's task term plus the terms the model returns."""
+        tensors = SplitTensors(valid)
+        self.model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for idx in torch.arange(tensors.n).split(self.config.eval_batch_size):
+                total += float(self.total_loss(self.loss_terms(tensors.batch(idx, complete).to(self.device)))) * len(idx)
+        return total / tensors.n
+
+    def _fit_stage(self, stage: Stage, train: SplitTensors, complete: SplitTensors, valid: MSASplit,
+                   valid_complete: SplitTensors | None = None) -> None:
         cfg = self.config
         best_state, best_score, stale = None, None, 0
         epochs = cfg.epochs if stage.epochs is None else stage.epochs
@@ -384,6 +405,8 @@ class Trainer:
                 self.scheduler.step()
             preds = predict(self.model, valid, cfg.eval_batch_size, self.device)
             vm = compute_metrics(self.dataset.kind, preds["prediction"], split_target(valid))
+            if valid_complete is not None:
+                vm[VALID_LOSS] = self.validation_loss(valid, valid_complete)
             record = {"stage": stage.name, "epoch": epoch, "lr": lr,
                       **{f"train/{k}": float(v) / n_seen for k, v in sums.items()},
                       **{f"valid/{k}": v for k, v in vm.items()}}

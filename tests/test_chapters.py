@@ -104,8 +104,8 @@ def test_unknown_dataset_is_an_error_naming_the_choices_and_user_data_picks_a_ro
     assert specs[0].dataset == "my_lab" and specs[0].data_options == {"data_path": "/data/x.pkl"}
     with pytest.raises(ValueError, match="unknown UMDF variant"):
         umdf.specs("synthetic:mosi", None, prof, [1], variants=("UMDF w/o everything",))
-    with pytest.raises(ValueError, match="unknown chapter 'dar'"):
-        get_chapter("dar")
+    with pytest.raises(ValueError, match="unknown chapter 'lnln'"):
+        get_chapter("lnln")
 
 
 def test_every_model_has_a_chapter_and_every_chapter_the_interface():

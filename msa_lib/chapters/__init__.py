@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import baselines, leaderboard, mitr, sdumc, umdf
+from . import baselines, dar, leaderboard, mitr, sdumc, umdf
 
-CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "leaderboard": leaderboard, "mitr": mitr, "sdumc": sdumc,
-                                  "umdf": umdf}
+CHAPTERS: dict[str, ModuleType] = {"baselines": baselines, "dar": dar, "leaderboard": leaderboard, "mitr": mitr,
+                                  "sdumc": sdumc, "umdf": umdf}
 
 #: The four papers the book reproduces and the chapter module of each (None: not written yet).
 PAPERS: dict[str, str | None] = {"UMDF (AAAI 2024)": "umdf", "MITR-DNet (ICASSP 2025)": "mitr", "SDUMC": "sdumc",
-                                 "DAR (IJCAI 2025)": None}
+                                 "DAR (IJCAI 2025)": "dar"}
 
 
 def get_chapter(name: str) -> ModuleType:

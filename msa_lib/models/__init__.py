@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..core import Batch, config_from_dict
 from .base import ModelOutput, MSAModel, OptimizerStep, Stage
+from .dar import DAR, DARConfig
 from .mitr_dnet import MITRConfig, MITRDNet
 from .sdumc import SDUMC, SDUMCConfig
 from .tfn import TFN, TFNConfig
@@ -13,6 +14,7 @@ MODELS: dict[str, tuple[type[MSAModel], type]] = {
     "mitr_dnet": (MITRDNet, MITRConfig),
     "umdf": (UMDF, UMDFConfig),
     "sdumc": (SDUMC, SDUMCConfig),
+    "dar": (DAR, DARConfig),
 }
 
 
@@ -25,4 +27,4 @@ def build_model(name: str, dims: dict[str, int], config: dict | None = None, n_c
     return cls(dims, config_from_dict(config_cls, config, f"{name} model config"), n_classes=n_classes)
 
 
-__all__ = ["Batch", "MITRConfig", "MITRDNet", "ModelOutput", "MSAModel", "MODELS", "OptimizerStep", "SDUMC", "SDUMCConfig", "Stage", "build_model", "TFN", "TFNConfig", "UMDF", "UMDFConfig"]
+__all__ = ["Batch", "DAR", "DARConfig", "MITRConfig", "MITRDNet", "ModelOutput", "MSAModel", "MODELS", "OptimizerStep", "SDUMC", "SDUMCConfig", "Stage", "build_model", "TFN", "TFNConfig", "UMDF", "UMDFConfig"]
