@@ -141,23 +141,11 @@ def comparison_specs(dataset: str, data_path: str | None, profile: Profile, seed
     every leaderboard protocol (erasure 0.0-0.9 among them: no retraining per rate; runs another page
     stored are read). A model whose chapter has no settings for the dataset's row uses MOSI's.
     ``models`` limits the others (default: every one). Returns (specs, label -> settings row used)."""
-    from . import chapter_of_model, leaderboard
+    from . import leaderboard
 
     row = settings_row(NAME, SETTINGS, dataset, settings)
-    out, rows = variant_specs(MAIN, dataset, data_path, profile, seeds, row), {MAIN: row}
-    for model in models or leaderboard.model_names():
-        if model == "dar":
-            continue
-        chapter = chapter_of_model(model)
-        try:
-            own = settings_row(chapter.NAME, chapter.SETTINGS, dataset, settings)
-        except ValueError:
-            own = "mosi"
-        label = leaderboard.labels(model)["paper"]
-        out += [s for s in leaderboard.model_specs(model, dataset, data_path, profile, seeds, own, kind,
-                                                   per_rate=False) if s.label == label]
-        rows[label] = own
-    return out, rows
+    others, rows = leaderboard.paper_specs(dataset, data_path, profile, seeds, settings, kind, models, exclude=("dar",))
+    return variant_specs(MAIN, dataset, data_path, profile, seeds, row) + others, {MAIN: row, **rows}
 
 
 def comparison(dataset: str = "synthetic:mosi", data_path: str = "", profile: str = "smoke", seeds: str = "",

@@ -148,6 +148,31 @@ def model_specs(model: str, dataset: str, data_path: str | None, profile: Profil
     return out
 
 
+def paper_specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int], settings: str = "",
+                kind: str = "mosi", models: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()
+                ) -> tuple[list[RunSpec], dict[str, str]]:
+    """The leaderboard's run of every model of the registry (or ``models``) but ``exclude``, trained once
+    as its paper trains it and tested under :data:`EVALS` (a chapter comparing itself with the others
+    builds these, so the runs are shared). A model whose chapter has no settings for the dataset's row
+    uses MOSI's. Returns (specs, label -> settings row used)."""
+    from . import chapter_of_model
+
+    out, rows = [], {}
+    for model in models or model_names():
+        if model in exclude:
+            continue
+        chapter = chapter_of_model(model)
+        try:
+            own = settings_row(chapter.NAME, chapter.SETTINGS, dataset, settings)
+        except ValueError:
+            own = "mosi"
+        label = labels(model)["paper"]
+        out += [s for s in model_specs(model, dataset, data_path, profile, seeds, own, kind, per_rate=False)
+                if s.label == label]
+        rows[label] = own
+    return out, rows
+
+
 # ---------------------------------------------------------------------------------------------
 # the ridge references (scikit-learn), α on validation
 # ---------------------------------------------------------------------------------------------

@@ -255,24 +255,11 @@ def comparison_specs(dataset: str, data_path: str | None, profile: Profile, seed
     leaderboard or another chapter stored are read, not retrained). A model whose chapter has no
     settings for the dataset's row uses MOSI's. ``models`` limits the others (default: every one).
     Returns (specs, label -> settings row used)."""
-    from . import chapter_of_model, leaderboard
+    from . import leaderboard
 
     row = settings_row(NAME, SETTINGS, dataset, settings)
-    out = variant_specs(MAIN, dataset, data_path, profile, seeds, row, text_sim)
-    rows = {MAIN: row}
-    for model in models or leaderboard.model_names():
-        if model == "sdumc":
-            continue
-        chapter = chapter_of_model(model)
-        try:
-            own = settings_row(chapter.NAME, chapter.SETTINGS, dataset, settings)
-        except ValueError:
-            own = "mosi"
-        label = leaderboard.labels(model)["paper"]
-        out += [s for s in leaderboard.model_specs(model, dataset, data_path, profile, seeds, own, kind,
-                                                   per_rate=False) if s.label == label]
-        rows[label] = own
-    return out, rows
+    others, rows = leaderboard.paper_specs(dataset, data_path, profile, seeds, settings, kind, models, exclude=("sdumc",))
+    return variant_specs(MAIN, dataset, data_path, profile, seeds, row, text_sim) + others, {MAIN: row, **rows}
 
 
 def comparison(dataset: str = "synthetic:mosei", data_path: str = "", profile: str = "smoke", seeds: str = "",
