@@ -374,12 +374,7 @@ def real_data(profile: str = "smoke", seeds: str = "", device: str = "auto", res
     leaderboard's runs): a :class:`~msa_lib.chapters.leaderboard.Leaderboard`, or why the data cannot be had."""
     from . import leaderboard
 
-    why = leaderboard.unavailable()
-    if why:
-        return why
-    smoke = profile == "smoke"  # what nbval replays: DAR and TFN, two seeds (a paired verdict needs two)
-    return leaderboard.run(leaderboard.DATASET, "", profile, seeds or ("1,2" if smoke else ""), device, results_dir,
-                           models=("dar", "tfn") if smoke else None, per_rate=False)
+    return leaderboard.real_data_against_all("dar", profile, seeds, device, results_dir)
 
 
 def show_real_data(real) -> None:

@@ -533,6 +533,19 @@ def real_data_summary(model: str, profile: str = "smoke", seeds: str = "", devic
     return run(dataset, data_path, profile, seeds, device, results_dir, settings, models=(model,), per_rate=False)
 
 
+def real_data_against_all(model: str, profile: str = "smoke", seeds: str = "", device: str = "auto",
+                          results_dir: str = "") -> Leaderboard | str:
+    """A chapter's real-data comparison of ``model`` with every other model: the train-once
+    leaderboard runs on the real dataset, or why the data cannot be had. Under the smoke profile (what
+    nbval replays) only ``model`` and TFN, two seeds (a paired verdict needs two)."""
+    why = unavailable()
+    if why:
+        return why
+    smoke = profile == "smoke"
+    return run(DATASET, "", profile, seeds or ("1,2" if smoke else ""), device, results_dir,
+               models=(model, "tfn") if smoke else None, per_rate=False)
+
+
 def real_data(model: str, profile: str = "smoke", seeds: str = "", device: str = "auto", results_dir: str = "",
               dataset: str = DATASET, data_path: str = "", settings: str = "") -> Leaderboard | str:
     """A chapter page's "real data" cell, computed: :func:`real_data_summary`, or why the data

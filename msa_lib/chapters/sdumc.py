@@ -474,12 +474,7 @@ def real_data(profile: str = "smoke", seeds: str = "", device: str = "auto", res
     be had."""
     from . import leaderboard
 
-    why = leaderboard.unavailable()
-    if why:
-        return why
-    smoke = profile == "smoke"  # what nbval replays: SDUMC and TFN, two seeds (a paired verdict needs two)
-    return leaderboard.run(leaderboard.DATASET, "", profile, seeds or ("1,2" if smoke else ""), device, results_dir,
-                           models=("sdumc", "tfn") if smoke else None, per_rate=False)
+    return leaderboard.real_data_against_all("sdumc", profile, seeds, device, results_dir)
 
 
 def show_real_data(real) -> None:
