@@ -3,7 +3,8 @@
 #   make test   — same venv; unit tests + strict nbval on the stored notebooks + a smoke build of the book
 # `make` (= `make venv`) only installs: the exact versions in $(LOCK), then this project without deps.
 # It re-installs whenever pyproject.toml or the lock is newer than the stamp.
-# `make lock` re-resolves $(LOCK) from pyproject.toml (extras book,test) after a dependency change.
+# `make lock` re-resolves $(LOCK) from pyproject.toml (extras book,ray,test) after a dependency change,
+# keeping every pin that still fits (delete the lock first to re-resolve everything).
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
@@ -43,10 +44,13 @@ venv: $(STAMP)
 lock:
 	test -x $(LOCK_TOOL)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOL) && \
 	  $(LOCK_TOOL)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
-	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --extra book --extra test \
+	# uv keeps the pins it finds in the output file: only what changed is re-resolved (torch's pin
+	# is left out, it would pick PyPI's CUDA build over the local CPU wheel)
+	grep -v '^torch==' $(LOCK) > $(LOCK).tmp
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --extra book --extra ray --extra test \
 	  --python-version $(LOCK_PYTHON) --find-links $(TORCH_WHEELS) \
 	  --custom-compile-command 'make lock' --quiet -o $(LOCK).tmp
-	{ echo "# Every package of the project's dependency tree (pyproject.toml, extras book,test), pinned."; \
+	{ echo "# Every package of the project's dependency tree (pyproject.toml, extras book,ray,test), pinned."; \
 	  echo "# Resolved for Python $(LOCK_PYTHON) on Linux x86_64 with torch's CPU wheel; torch is pinned"; \
 	  echo "# without its local tag, so on a GPU machine pip installs PyPI's CUDA build with its own deps."; \
 	  echo "# Install: pip install -r $(LOCK) && pip install --no-deps -e .   (what \`make\` does)"; \

@@ -5,6 +5,11 @@
     python -m msa_lib train --model umdf --data-path ~/data/MOSI/aligned_50.pkl --settings mosi --protocol mixed \\
         --eval complete,frame:0.5,modality:{l,a}
     python -m msa_lib summary --results-dir results
+    python -m msa_lib sweep --chapter mitr --profile paper --engine ray --address auto --gpus-per-run 1
+
+``sweep`` runs every run of a chapter's pages (``--chapter all``: the whole book) on the paper's
+datasets (or ``--dataset``), locally or as Ray tasks; a failed run is reported with its spec and
+the others go on; the exit code is 0 only when every run finished.
 
 ``run`` builds exactly the runs the chapter's notebooks build (shared through the results store).
 ``train`` without ``--eval`` is the per-rate design (train and test under ``--protocol``); with
@@ -112,6 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model-config", type=_json, default={}, help="JSON object of model config fields (overrides)")
     t.add_argument("--train-config", type=_json, default={}, help="JSON object of TrainConfig fields (overrides)")
 
+    w = sub.add_parser("sweep", help="run every run of a chapter (or of the whole book), locally or on Ray",
+                       formatter_class=_Help, epilog=PROTOCOLS)
+    w.add_argument("--chapter", required=True, choices=["all", *sorted(CHAPTERS)],
+                   help="a chapter, or all: every chapter on its paper datasets")
+    w.add_argument("--dataset", default="",
+                   help="comma-separated; default: the chapter's paper datasets (synthetic presets; the "
+                        "leaderboard's real one). " + data_help)
+    common(w)
+    w.add_argument("--engine", default="local", choices=["local", "ray"], help="local: one run after another here")
+    w.add_argument("--address", default=None,
+                   help="Ray: join this cluster (auto = the one `ray start` made on this node); default: start a "
+                        "local Ray instance")
+    w.add_argument("--num-cpus", type=int, default=None, help="Ray: CPUs of a local instance (default: all)")
+    w.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs per run (= torch threads in it)")
+    w.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run (a run sees only its own)")
+    w.add_argument("--retries", type=int, default=3, help="Ray: times a run whose worker died is retried")
+    w.add_argument("--dry-run", action="store_true", help="print how many runs each part has and stop")
+    w.add_argument("--benchmark", default=None,
+                   help="with --dry-run: a `benchmarks/throughput.py --json` file; prints the hours each chapter's "
+                        "sweep needs on the device it measured")
+
     s = sub.add_parser("summary", help="mean ± std over seeds of every stored configuration")
     s.add_argument("--results-dir", default="results")
     s.add_argument("--model", default=None)
@@ -144,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from .chapters import chapter_of_model, get_chapter
 
+    if args.command == "sweep":
+        return _sweep(args)
     profile = get_profile(args.profile)
     seeds = ",".join(map(str, args.seeds)) if args.seeds else ""
     if args.command == "run":
@@ -177,6 +205,46 @@ def _run(args: argparse.Namespace) -> int:
     records = run_grid(specs, ResultsStore(args.results_dir), device=args.device, progress=not args.no_progress)
     _print(summary_table(records).round(4))
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .chapters import CHAPTERS
+    from .runs import RayEngine, SweepFailed, run_grid
+    from .sweeps import compute_estimate, read_benchmark, sweep_parts
+
+    if args.chapter == "all" and (args.dataset or args.data_path):
+        raise ValueError("--chapter all runs every chapter on its own datasets; give --dataset with one chapter")
+    engine = "local" if args.engine == "local" else RayEngine(args.address, args.num_cpus, args.cpus_per_run,
+                                                              args.gpus_per_run, args.retries)
+    seeds = ",".join(map(str, args.seeds)) if args.seeds else ""
+    store = ResultsStore(args.results_dir)
+    parts = [part for name in (CHAPTERS if args.chapter == "all" else [args.chapter])
+             for part in sweep_parts(name, args.dataset, args.data_path or "", args.profile, seeds, args.settings)]
+    n_runs = n_failed = 0
+    for part in parts:
+        todo = sum(not store.is_complete(s) for s in part.specs)
+        print(f"{part.chapter} on {part.dataset}: {len(part.specs)} runs, {todo} runs to train or evaluate "
+              f"({args.profile} profile, results in {store.root})", flush=True)
+        if args.dry_run or not todo:
+            n_runs += len(part.specs)
+            continue
+        loader = (lambda spec, data=part.data: data) if part.data is not None else None
+        try:
+            run_grid(part.specs, store, device=args.device, progress=not args.no_progress, loader=loader,
+                     engine=engine, keep_going=True)
+        except SweepFailed as exc:
+            print(exc, file=sys.stderr)
+            n_failed += len(exc.failures)
+        n_runs += len(part.specs)
+    if args.dry_run and args.benchmark:
+        bench = read_benchmark(args.benchmark)
+        chapters = tuple(CHAPTERS) if args.chapter == "all" else (args.chapter,)
+        print(f"upper bound (every epoch to its cap) on {bench['machine'].get('device', '?')}, "
+              f"{args.profile} profile, the chapters' own datasets:")
+        _print(compute_estimate(bench, args.profile, chapters).round(2))
+    if not args.dry_run:
+        print(f"{n_runs - n_failed} of {n_runs} runs finished" + (f"; {n_failed} failed (listed above)" if n_failed else ""))
+    return 1 if n_failed else 0
 
 
 def _condense(results: pd.DataFrame) -> pd.DataFrame:

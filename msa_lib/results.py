@@ -208,6 +208,15 @@ class ResultsStore:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def clear_partial(self, spec: RunSpec) -> list[Path]:
+        """Remove the temporary files a killed writer of ``spec`` left in its folder (a kill
+        between writing and renaming; finished files are never touched). Returns what was removed."""
+        d = self._dir(spec)
+        stale = [p for p in d.rglob(".*.tmp") if p.is_file()] if d.exists() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def save_run(self, spec: RunSpec, record: dict, state_dict: dict) -> Path:
         """Store a trained run: ``weights.pt`` first, then ``run.json`` (which marks it finished)."""
         import torch

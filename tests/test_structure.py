@@ -22,7 +22,8 @@ LAYERS: dict[str, int] = {
     "runs": 4,
     "experiments": 5,
     "chapters": 6, "probe": 6,
-    "__main__": 7,
+    "sweeps": 7,
+    "__main__": 8,
 }
 
 

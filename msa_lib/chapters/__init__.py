@@ -3,7 +3,7 @@ paper settings, profile -> configs, evaluation protocols, variants, run specs, c
 
 ``CHAPTERS`` is the one registry. Every chapter module provides ``NAME``, ``TITLE``, ``MODELS``
 (the models whose paper settings it owns), ``SETTINGS`` (row -> paper setting), ``model_setup``,
-``specs`` and ``run``.
+``specs``, ``run`` and ``sweep_specs`` (every run of its pages on one dataset: :mod:`msa_lib.sweeps`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..experiments import (ChapterRun, Profile, data_options, frame_protocols, per_rate_specs, run_chapter,
+from ..experiments import (ChapterRun, Profile, data_options, frame_protocols, parse_seeds, per_rate_specs, run_chapter,
                            settings_row, subset_protocols, train_once_specs)
 from ..report import AUILC_RATES
 from ..results import RunSpec
@@ -62,6 +62,13 @@ def specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int
                               train_config=train_cfg,
                               data_options=data_options(dataset, data_path, profile), label="TFN (per-rate training)")
     return once + per_rate
+
+
+def sweep_specs(dataset: str, data_path: str | None, profile: Profile, seeds: str = "", settings: str = "",
+                kind: str = "mosi") -> list[RunSpec]:
+    """Every run of the chapter's pages on one dataset (the pipeline page's TFN runs), without the validation sweeps:
+    what ``python -m msa_lib sweep --chapter baselines`` runs."""
+    return specs(dataset, data_path, profile, parse_seeds(seeds or profile.seeds), settings, kind)
 
 
 #: Learning rates :func:`lr_sweep` compares on validation.

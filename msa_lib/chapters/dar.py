@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..experiments import ChapterRun, DatasetRuns, Profile, data_options, run_chapter, settings_row, train_once_specs
+from ..experiments import (ChapterRun, DatasetRuns, Profile, data_options, parse_seeds, run_chapter, settings_row,
+                           train_once_specs)
 from ..models.dar import DARConfig
 from ..results import RunSpec
 from ..train import VALID_LOSS
@@ -156,6 +157,15 @@ def comparison(dataset: str = "synthetic:mosi", data_path: str = "", profile: st
         return comparison_specs(name, path, prof, seed_list, choice, data.kind, models)[0]
 
     return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text)
+
+
+def sweep_specs(dataset: str, data_path: str | None, profile: Profile, seeds: str = "", settings: str = "",
+                kind: str = "mosi") -> list[RunSpec]:
+    """Every run of the chapter's pages on one dataset (Tables 1-3), without the validation sweeps:
+    what ``python -m msa_lib sweep --chapter dar`` runs."""
+    seed_list = parse_seeds(seeds or profile.seeds)
+    return (specs(dataset, data_path, profile, seed_list, settings, tuple(TABLE2), TABLE3_RATES)
+            + comparison_specs(dataset, data_path, profile, seed_list, settings, kind)[0])
 
 
 def comparison_labels(item: DatasetRuns) -> list[str]:

@@ -498,6 +498,14 @@ def specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int
     return [s for m in chosen for s in model_specs(m, dataset, data_path, profile, seeds, settings, kind, per_rate)]
 
 
+def sweep_specs(dataset: str, data_path: str | None, profile: Profile, seeds: str = "", settings: str = "",
+                kind: str = "mosi") -> list[RunSpec]:
+    """Every run of the chapter's pages on one dataset (every model with settings for its row, on complete data and per rate), without the validation sweeps:
+    what ``python -m msa_lib sweep --chapter leaderboard`` runs."""
+    seed_list = parse_seeds(seeds or default_seeds(dataset, data_path or "", profile))
+    return specs(dataset, data_path, profile, seed_list, settings, kind, models_with_settings(dataset, settings)[0])
+
+
 def run(dataset: str = DATASET, data_path: str = "", profile: str = "smoke", seeds: str = "", device: str = "auto",
         results_dir: str = "", settings: str = "", models: tuple[str, ...] | None = None,
         per_rate: bool = True) -> Leaderboard:

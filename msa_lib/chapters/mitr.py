@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from ..experiments import (ChapterRun, DatasetRuns, Profile, data_options, per_rate_specs, run_chapter, settings_row,
+from ..experiments import (ChapterRun, DatasetRuns, Profile, data_options, parse_seeds, per_rate_specs, run_chapter, settings_row,
                            train_once_specs)
 from ..models.mitr_dnet import TERMS, MITRConfig
 from ..report import AUILC_RATES
@@ -142,6 +142,16 @@ def specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int
         out += per_rate_specs("tfn", dataset, AUILC_RATES[kind], seeds, label="TFN", model_config=model_cfg,
                               train_config=train_cfg, data_options=data_options(dataset, data_path, profile))
     return out
+
+
+def sweep_specs(dataset: str, data_path: str | None, profile: Profile, seeds: str = "", settings: str = "",
+                kind: str = "mosi") -> list[RunSpec]:
+    """Every run of the chapter's pages on one dataset (Table I's variants with TFN, and the ablation page's), without the validation sweeps:
+    what ``python -m msa_lib sweep --chapter mitr`` runs."""
+    row = settings_row(NAME, SETTINGS, dataset, settings)
+    variants = tuple(dict.fromkeys((MAIN, FROZEN, *ablation_variants(row))))
+    return specs(dataset, data_path, profile, rate_seeds(profile, parse_seeds(seeds or profile.seeds)), settings, kind,
+                 variants)
 
 
 def setting_text(profile: Profile) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..experiments import (ChapterRun, DatasetRuns, Profile, data_options, run_chapter, settings_row,
+from ..experiments import (ChapterRun, DatasetRuns, Profile, data_options, parse_seeds, run_chapter, settings_row,
                            train_once_specs, validation_sweep)
 from ..models.sdumc import SDUMCConfig
 from ..results import RunSpec
@@ -164,6 +164,15 @@ def run(dataset: str = "synthetic:mosei", data_path: str = "", profile: str = "s
 
     return run_chapter(NAME, make, dataset, data_path, profile, seeds, device, results_dir, settings, setting_text,
                        extra_keys=extra_keys(text_sim))
+
+
+def sweep_specs(dataset: str, data_path: str | None, profile: Profile, seeds: str = "", settings: str = "",
+                kind: str = "mosei") -> list[RunSpec]:
+    """Every run of the chapter's pages on one dataset (Table I's rows, the released preset and Table II's comparison), without the validation sweeps:
+    what ``python -m msa_lib sweep --chapter sdumc`` runs."""
+    seed_list = parse_seeds(seeds or profile.seeds)
+    return (specs(dataset, data_path, profile, seed_list, settings)
+            + comparison_specs(dataset, data_path, profile, seed_list, settings, kind)[0])
 
 
 def weight_sweep(dataset: str = "synthetic:mosei", data_path: str = "", profile: str = "smoke", seed: int = 1,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..models.umdf import DFIM_WEIGHTINGS, UMDFConfig
-from ..experiments import ChapterRun, DatasetRuns, Profile, data_options, frame_protocols, run_chapter, settings_row, \
-    subset_protocols, train_once_specs
+from ..experiments import ChapterRun, DatasetRuns, Profile, data_options, frame_protocols, parse_seeds, run_chapter, \
+    settings_row, subset_protocols, train_once_specs
 from ..results import RunSpec
 from . import baselines
 
@@ -149,6 +149,13 @@ def specs(dataset: str, data_path: str | None, profile: Profile, seeds: list[int
             out += baselines.tfn_specs(dataset, data_path, profile, seeds, row, EVALS, (TSNE_PROTOCOL,),
                                        train_protocol=protocol)
     return out
+
+
+def sweep_specs(dataset: str, data_path: str | None, profile: Profile, seeds: str = "", settings: str = "",
+                kind: str = "mosi") -> list[RunSpec]:
+    """Every run of the chapter's pages on one dataset (every variant and reading, and the TFN contrasts), without the validation sweeps:
+    what ``python -m msa_lib sweep --chapter umdf`` runs."""
+    return specs(dataset, data_path, profile, parse_seeds(seeds or profile.seeds), settings, tuple(ALL_VARIANTS))
 
 
 def paper_dataset(item: DatasetRuns) -> str:

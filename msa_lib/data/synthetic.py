@@ -61,6 +61,11 @@ class Preset:
     label_clip: float = 3.0
     label_step: float = 0.2
 
+    @property
+    def dataset_kind(self) -> str:
+        """The ``MSADataset.kind`` of its draws, i.e. how they are scored (MOSEI's as MOSI's)."""
+        return self.kind if self.kind in ("sims", "iemocap") else "mosi"
+
 
 PRESETS: dict[str, Preset] = {
     "mosi": Preset("mosi", {"text": 768, "audio": 5, "vision": 20}, {"text": 50, "audio": 50, "vision": 50},
@@ -181,6 +186,15 @@ def _split(rng: np.random.Generator, preset: Preset, world: dict, n: int, name: 
     )
 
 
+def split_sizes(preset: str, size: float = 1.0, eval_samples: int | None = None) -> dict[str, int]:
+    """Samples per split of :func:`make_synthetic` ``(preset, size, eval_samples=...)``, without drawing them."""
+    sizes = {}
+    for name, n_full in zip(SPLITS, PRESETS[preset].split_sizes):
+        n = max(16, int(round(n_full * size)))
+        sizes[name] = max(n, eval_samples) if name != "train" and eval_samples else n
+    return sizes
+
+
 def make_synthetic(preset: str = "mosi", size: float = 1.0, seed: int = 0, max_len: int | None = None,
                    eval_samples: int | None = None) -> MSADataset:
     """Generate the embedded synthetic dataset ``preset`` (mosi, mosei, sims, iemocap).
@@ -205,14 +219,10 @@ def make_synthetic(preset: str = "mosi", size: float = 1.0, seed: int = 0, max_l
     root = np.random.SeedSequence([seed, sum(map(ord, preset))])
     world_seq, *split_seqs = root.spawn(1 + len(SPLITS))
     world = _world(p, np.random.default_rng(world_seq))
-    splits = {}
-    for name, n_full, seq in zip(SPLITS, p.split_sizes, split_seqs):
-        n = max(16, int(round(n_full * size)))
-        if name != "train" and eval_samples:
-            n = max(n, eval_samples)
-        splits[name] = _split(np.random.default_rng(seq), p, world, n, name)
+    sizes = split_sizes(preset, size, eval_samples)
+    splits = {name: _split(np.random.default_rng(seq), p, world, sizes[name], name) for name, seq in zip(SPLITS, split_seqs)}
     return MSADataset(
-        name=preset, kind="iemocap" if preset == "iemocap" else ("sims" if preset == "sims" else "mosi"),
+        name=preset, kind=p.dataset_kind,
         splits=splits, source=f"synthetic:{preset}",
         class_names=IEMOCAP_EMOTIONS if preset == "iemocap" else None,
         padding={s: post_padded_sides(sp) for s, sp in splits.items()},
