@@ -10,7 +10,7 @@ from torch import nn
 
 from msa_lib.models.base import Batch
 from msa_lib.chapters.umdf import SETTINGS
-from msa_lib.models.umdf import UMDF, UMDFConfig
+from msa_lib.models.umdf import UMDF, AttentionBlock, UMDFConfig
 
 MODS = ("text", "audio", "vision")
 DIMS = {
@@ -150,9 +150,10 @@ def test_logit_head_is_separate_or_shared() -> None:
 
 
 def _mha_key_lengths(model: UMDF, batch: Batch) -> set[int]:
+    """The key lengths of every MCIM attention (an AttentionBlock's first argument is its source)."""
     seen: set[int] = set()
-    hooks = [mod.register_forward_hook(lambda _m, args, _o: seen.add(int(args[1].shape[1])))
-             for mod in model.mcim.layers.modules() if isinstance(mod, nn.MultiheadAttention)]
+    hooks = [mod.register_forward_hook(lambda _m, args, _o: seen.add(int(args[0].shape[1])))
+             for mod in model.mcim.layers.modules() if isinstance(mod, AttentionBlock)]
     with torch.no_grad():
         model(batch)
     for hook in hooks:

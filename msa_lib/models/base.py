@@ -10,14 +10,16 @@ A model may also bring, without any change to the trainer:
 * :meth:`MSAModel.training_views` — the views of a training batch it wants (default: one masked
   view per ``n_views``; a time-reversed or a text-removed flow is another transform);
 * :meth:`MSAModel.configure_optimizers` — several optimizers with their own losses and step
-  counts (default: one Adam over every trainable parameter);
+  counts (default: one Adam over every trainable parameter; every Adam comes from :func:`adam`,
+  so ``TrainConfig.fused_adam`` reaches all of them);
 * :meth:`MSAModel.stages` — a run in several stages (e.g. train a teacher, freeze it, train the
   student), each with its own training protocol, frozen modules and early stopping.
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -40,6 +42,26 @@ class ModelOutput:
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     representation: torch.Tensor | None = None
     representations: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class AdamSettings(typing.Protocol):
+    """What :func:`adam` reads from its ``config``: the fields of :class:`msa_lib.train.TrainConfig`."""
+
+    lr: float
+    weight_decay: float
+    fused_adam: bool
+
+
+def adam(params: Iterable[nn.Parameter], config: AdamSettings, lr: float | None = None,
+         weight_decay: float | None = None) -> torch.optim.Adam:
+    """The Adam every model builds: ``lr`` and ``weight_decay`` default to the TrainConfig's
+    (``config``); with ``config.fused_adam`` it is ``Adam(..., fused=True)``, otherwise exactly
+    ``torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)`` (no ``fused`` argument)."""
+    lr = config.lr if lr is None else lr
+    weight_decay = config.weight_decay if weight_decay is None else weight_decay
+    if config.fused_adam:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 @dataclass
@@ -113,7 +135,7 @@ class MSAModel(nn.Module):
     def configure_optimizers(self, config) -> list[OptimizerStep]:
         """Default: one Adam over every trainable parameter (``config`` is the TrainConfig)."""
         params = [p for p in self.parameters() if p.requires_grad]
-        return [OptimizerStep(torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay))]
+        return [OptimizerStep(adam(params, config))]
 
     def stages(self, config) -> list[Stage]:
         """Default: a single stage under the run's protocol."""

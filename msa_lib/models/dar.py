@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from ..core import Batch, clamp_lengths
 from ..losses import club_upper_bound, gaussian_log_likelihood, info_nce
-from .base import ModelOutput, MSAModel, OptimizerStep
+from .base import ModelOutput, MSAModel, OptimizerStep, adam
 
 MODALITIES: tuple[str, str, str] = ("text", "audio", "vision")
 #: The loss terms a training step returns (besides the trainer's ℓ(y, ŷ)), and the Table 2 switch of each.
@@ -241,11 +241,11 @@ class DAR(MSAModel):
         ``club_steps`` times per batch on :meth:`estimator_loss` before the main step."""
         estimator = {id(p) for p in self.estimator.parameters()}
         main = [p for p in self.parameters() if p.requires_grad and id(p) not in estimator]
-        steps = [OptimizerStep(torch.optim.Adam(main, lr=config.lr, weight_decay=config.weight_decay))]
+        steps = [OptimizerStep(adam(main, config))]
         if self.config.use_diff:
             lr = self.config.club_lr or config.lr
-            steps.append(OptimizerStep(torch.optim.Adam(self.estimator.parameters(), lr=lr), self.estimator_loss,
-                                       self.config.club_steps))
+            steps.append(OptimizerStep(adam(self.estimator.parameters(), config, lr=lr, weight_decay=0),
+                                       self.estimator_loss, self.config.club_steps))
         return steps
 
     # -- the terms ---------------------------------------------------------------------------
