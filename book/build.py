@@ -90,6 +90,31 @@ def generate_tables(site: Path) -> None:
                         ("dar_settings", dar.settings_table()), ("dar_choices", dar.open_choices()),
                         ("status", status_table())):
         (out / f"{name}.md").write_text(markdown_table(table))
+    scale_tables(out)
+
+
+#: The measured throughput the scale page shows and estimates hours from (`benchmarks/throughput.py --json`).
+BENCHMARK = ROOT / "benchmarks" / "throughput-cpu.json"
+
+
+def scale_tables(out: Path) -> None:
+    """The "at scale" page's tables: one sweep command per chapter, runs per chapter and profile,
+    hours from the stored benchmark and the benchmark itself."""
+    from msa_lib.chapters import CHAPTERS
+    from msa_lib.sweeps import (benchmark_source, compute_estimate, cost_table, read_benchmark, run_counts,
+                                sweep_command, sweep_datasets, throughput_table)
+
+    commands = [f"| {name} | {sweep_datasets(name).replace(',', ', ')} | `{sweep_command(name)}` |" for name in CHAPTERS]
+    (out / "scale_commands.md").write_text("| chapter | datasets | command |\n|---|---|---|\n" + "\n".join(commands) + "\n")
+    (out / "scale_runs.md").write_text(markdown_table(run_counts().drop(columns="datasets").set_index("chapter")))
+    bench = read_benchmark(BENCHMARK)
+    where = benchmark_source(bench)
+    hours = compute_estimate(bench, "paper").set_index("chapter")
+    hours["hours"] = hours["hours"].map(lambda h: f"{h:.1f}")
+    hours = hours.rename(columns={"hours": "hours, upper bound"})
+    (out / "scale_hours.md").write_text(markdown_table(hours) + "\n" + where + "\n")
+    (out / "scale_throughput.md").write_text(markdown_table(throughput_table(bench)) + "\n" + where + "\n")
+    (out / "scale_cost.md").write_text(markdown_table(cost_table(bench)))
 
 
 def repository_url() -> str | None:

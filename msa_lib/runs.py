@@ -93,6 +93,7 @@ def run_one(spec: RunSpec, dataset: MSADataset, device: str = "auto", progress: 
         "provenance": data_provenance(dataset),
         "n_samples": {k: len(v) for k, v in dataset.splits.items()},
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),  # CPU float32 sums, hence the trained weights, depend on it
         "config_key": spec.config_key,
     }
     if store is not None:

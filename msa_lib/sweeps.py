@@ -20,8 +20,8 @@ from .data.synthetic import split_sizes
 from .experiments import data_options, dataset_paths, get_profile, settings_choices
 from .results import RunSpec
 
-__all__ = ["SweepPart", "compute_estimate", "read_benchmark", "run_counts", "sweep_command", "sweep_datasets",
-           "sweep_parts"]
+__all__ = ["SweepPart", "benchmark_source", "compute_estimate", "cost_table", "read_benchmark", "run_counts", "sweep_command",
+           "sweep_datasets", "sweep_parts", "throughput_table"]
 
 
 def sweep_datasets(chapter: str) -> str:
@@ -95,7 +95,8 @@ def run_counts(profiles: tuple[str, ...] = ("smoke", "book", "paper")) -> pd.Dat
 
 
 def read_benchmark(path: str | Path) -> dict:
-    """A ``benchmarks/throughput.py --json`` file: ``{"machine": {...}, "rows": [...]}``."""
+    """A ``benchmarks/throughput.py --json`` file: ``{"machine": {...}, "settings": {...}, "rows": [...]}``,
+    one row per model (or ``model:reading``) with samples/s as ``{"median", "min", "max", "rounds"}``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"benchmark file {path} does not exist; write one with "
@@ -105,6 +106,45 @@ def read_benchmark(path: str | Path) -> dict:
     if missing:
         raise ValueError(f"benchmark file {path} lacks {missing}; was it written by benchmarks/throughput.py --json?")
     return doc
+
+
+def benchmark_source(benchmark: dict) -> str:
+    """Where and when a benchmark was measured, in one sentence."""
+    m, rows = benchmark["machine"], benchmark["rows"]
+    devices = ", ".join(sorted({r["device"] for r in rows}))
+    return (f"Measured {m['date'][:16].replace('T', ' ')} on {m['cpu_count']} {m['processor']} cores ({devices}, "
+            f"{m['threads']} torch threads, torch {m['torch']}), {m.get('rounds', rows[0]['rounds'])} interleaved "
+            f"rounds; median [min–max] over rounds.")
+
+
+def _spread(stat: dict, digits: int = 0) -> str:
+    return f"{stat['median']:,.{digits}f} [{stat['min']:,.{digits}f}–{stat['max']:,.{digits}f}]"
+
+
+def throughput_table(benchmark: dict) -> pd.DataFrame:
+    """Per model (and reading): training and inference samples/s of the current code, each with
+    its ratio to the first implementation (the benchmark's reference path, timed in the same
+    rounds), and fused Adam's ratio to the unfused one."""
+    rows = [{"model": r["model"], "batch": r["batch_size"],
+             "training samples/s": _spread(r["train_samples_per_s"]),
+             "× first version": _spread(r["train_ratio_current_reference"], 2),
+             "× fused Adam": _spread(r["train_ratio_fused_unfused"], 2),
+             "inference samples/s": _spread(r["infer_samples_per_s"]),
+             "× first version (inference)": _spread(r["infer_ratio_current_reference"], 2)}
+            for r in benchmark["rows"]]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def cost_table(benchmark: dict) -> pd.DataFrame:
+    """Per model (and reading): parameters, FLOPs per training sample, the achieved training
+    GFLOP/s and the peak memory of the benchmark process."""
+    rows = [{"model": r["model"], "parameters": f"{r['parameters']:,}",
+             "MFLOP per training sample": f"{r['train_flops_per_sample'] / 1e6:,.1f}",
+             "training GFLOP/s": f"{r['train_gflops_per_s']:.1f}",
+             "MFLOP per inference sample": f"{r['infer_flops_per_sample'] / 1e6:,.1f}",
+             "peak RSS MB": f"{r['peak_rss_mb']:,.0f}"}
+            for r in benchmark["rows"]]
+    return pd.DataFrame(rows).set_index("model")
 
 
 def _sizes(part: SweepPart, profile: str) -> dict[str, int]:
@@ -122,21 +162,26 @@ def compute_estimate(benchmark: dict, profile: str = "paper", chapters: tuple[st
     training and evaluation samples/s per model: every epoch run to its cap (an upper bound:
     early stopping ends runs sooner), one validation pass per epoch, one test pass per protocol.
     Split sizes are the profile's; the throughput is the benchmark's (MOSI-shaped data at each
-    model's paper settings), so the estimate fits the paper profile best."""
+    model's paper settings), so the estimate fits the paper profile best. ``not counted`` names the
+    models without a benchmark row and data whose size is unknown here (their runs are left out)."""
     speed = {r["model"]: r for r in benchmark["rows"]}
     rows = []
     for name in chapters or tuple(CHAPTERS):
         seconds, runs, unmeasured = 0.0, 0, set()
         for part in sweep_parts(name, profile=profile):
+            if part.data_path is None and part.dataset in FETCHED and FETCHED[part.dataset].unavailable():
+                unmeasured.add(f"{part.dataset} (not available here)")  # its split sizes are unknown
+                continue
             n = _sizes(part, profile)
             for spec in part.specs:
                 if spec.model not in speed:
                     unmeasured.add(spec.model)
                     continue
-                train, evals = speed[spec.model]["train_samples_per_s"], speed[spec.model]["eval_samples_per_s"]
+                train = speed[spec.model]["train_samples_per_s"]["median"]
+                evals = speed[spec.model]["infer_samples_per_s"]["median"]
                 epochs = spec.train_config.get("epochs", 1)
                 seconds += epochs * (n["train"] / train + n["valid"] / evals) + len(spec.eval_protocols) * n["test"] / evals
                 runs += 1
         rows.append({"chapter": name, "runs": runs, "hours": seconds / 3600,
-                     "not measured": ", ".join(sorted(unmeasured))})
+                     "not counted": ", ".join(sorted(unmeasured))})
     return pd.DataFrame(rows)

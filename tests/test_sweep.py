@@ -84,6 +84,7 @@ def test_ray_grid_equals_local_and_resubmission_runs_nothing(local_ray, data, tm
     assert json.dumps(without_timing(records)) == json.dumps(without_timing(local))
     assert len({json.dumps(r["metrics"]) for r in records}) == len(specs)  # seven different runs
     assert records[-1]["spec"]["init_from"] == specs[0].key
+    assert {r["threads"] for r in records} == {1}  # torch's threads = the task's CPUs
 
     before = files(store.root)
     loads.clear()
@@ -268,7 +269,7 @@ def test_sweep_parts_and_counts():
 
 
 def fake_benchmark(speed: float) -> dict:
-    rows = [{"model": m, "train_samples_per_s": speed, "eval_samples_per_s": 10 * speed}
+    rows = [{"model": m, "train_samples_per_s": {"median": speed}, "infer_samples_per_s": {"median": 10 * speed}}
             for m in ("tfn", "umdf", "mitr_dnet", "sdumc")]
     return {"machine": {"device": "cpu"}, "rows": rows}
 
@@ -277,8 +278,8 @@ def test_compute_estimate_scales_with_throughput_and_names_unmeasured_models():
     slow = sweeps.compute_estimate(fake_benchmark(100.0), "smoke", ("baselines", "dar")).set_index("chapter")
     fast = sweeps.compute_estimate(fake_benchmark(200.0), "smoke", ("baselines", "dar")).set_index("chapter")
     assert fast.loc["baselines", "hours"] == pytest.approx(slow.loc["baselines", "hours"] / 2)
-    assert slow.loc["baselines", "not measured"] == "" and slow.loc["baselines", "hours"] > 0
-    assert slow.loc["dar", "not measured"] == "dar"  # DAR's own runs have no throughput in this benchmark
+    assert slow.loc["baselines", "not counted"] == "" and slow.loc["baselines", "hours"] > 0
+    assert slow.loc["dar", "not counted"] == "dar"  # DAR's own runs have no throughput in this benchmark
     n_dar = sum(s.model == "dar" for p in sweeps.sweep_parts("dar", profile="smoke") for s in p.specs)
     total = sum(len(p.specs) for p in sweeps.sweep_parts("dar", profile="smoke"))
     assert slow.loc["dar", "runs"] == total - n_dar
@@ -290,3 +291,14 @@ def test_read_benchmark_errors(tmp_path):
     (tmp_path / "bad.json").write_text('{"rows": []}')
     with pytest.raises(ValueError, match=r"lacks \['machine'\]"):
         sweeps.read_benchmark(tmp_path / "bad.json")
+
+
+def test_stored_benchmark_covers_every_model():
+    """The scale page estimates hours from benchmarks/throughput-cpu.json: a newly registered model
+    needs a new measurement (python benchmarks/throughput.py --json benchmarks/throughput-cpu.json)."""
+    from msa_lib.models import MODELS
+
+    bench = sweeps.read_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "throughput-cpu.json")
+    table = sweeps.throughput_table(bench)
+    assert set(MODELS) <= set(table.index)
+    assert "interleaved rounds" in sweeps.benchmark_source(bench)
