@@ -209,8 +209,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .chapters import CHAPTERS
-    from .runs import RayEngine, SweepFailed, run_grid
-    from .sweeps import compute_estimate, read_benchmark, sweep_parts
+    from .runs import RayEngine, SweepFailed, load_for_spec, run_grid
+    from .sweeps import benchmark_source, compute_estimate, read_benchmark, sweep_parts
 
     if args.chapter == "all" and (args.dataset or args.data_path):
         raise ValueError("--chapter all runs every chapter on its own datasets; give --dataset with one chapter")
@@ -218,33 +218,36 @@ def _sweep(args: argparse.Namespace) -> int:
                                                               args.gpus_per_run, args.retries)
     seeds = ",".join(map(str, args.seeds)) if args.seeds else ""
     store = ResultsStore(args.results_dir)
-    parts = [part for name in (CHAPTERS if args.chapter == "all" else [args.chapter])
+    chapters = tuple(CHAPTERS) if args.chapter == "all" else (args.chapter,)
+    parts = [part for name in chapters
              for part in sweep_parts(name, args.dataset, args.data_path or "", args.profile, seeds, args.settings)]
-    n_runs = n_failed = 0
     for part in parts:
         todo = sum(not store.is_complete(s) for s in part.specs)
         print(f"{part.chapter} on {part.dataset}: {len(part.specs)} runs, {todo} runs to train or evaluate "
               f"({args.profile} profile, results in {store.root})", flush=True)
-        if args.dry_run or not todo:
-            n_runs += len(part.specs)
-            continue
-        loader = (lambda spec, data=part.data: data) if part.data is not None else None
-        try:
-            run_grid(part.specs, store, device=args.device, progress=not args.no_progress, loader=loader,
-                     engine=engine, keep_going=True)
-        except SweepFailed as exc:
-            print(exc, file=sys.stderr)
-            n_failed += len(exc.failures)
-        n_runs += len(part.specs)
-    if args.dry_run and args.benchmark:
-        bench = read_benchmark(args.benchmark)
-        chapters = tuple(CHAPTERS) if args.chapter == "all" else (args.chapter,)
-        print(f"upper bound (every epoch to its cap) on {bench['machine'].get('device', '?')}, "
-              f"{args.profile} profile, the chapters' own datasets:")
-        _print(compute_estimate(bench, args.profile, chapters).round(2))
-    if not args.dry_run:
-        print(f"{n_runs - n_failed} of {n_runs} runs finished" + (f"; {n_failed} failed (listed above)" if n_failed else ""))
-    return 1 if n_failed else 0
+    if args.dry_run:
+        if args.benchmark:
+            bench = read_benchmark(args.benchmark)
+            print(f"hours, an upper bound (every epoch to its cap), {args.profile} profile. {benchmark_source(bench)}")
+            _print(compute_estimate(bench, args.profile, chapters).round(2))
+        return 0
+
+    def data_key(spec: RunSpec) -> str:
+        return f"{spec.dataset}|{json.dumps(spec.data_options, sort_keys=True)}"
+
+    # every part in one grid: Ray schedules the whole sweep at once, and runs chapters share are run once
+    loaded = {data_key(s): part.data for part in parts if part.data is not None for s in part.specs}
+    specs = [s for part in parts for s in part.specs]
+    n_runs = len({s.key for s in specs})
+    try:
+        run_grid(specs, store, device=args.device, progress=not args.no_progress, engine=engine, keep_going=True,
+                 loader=lambda spec: loaded[data_key(spec)] if data_key(spec) in loaded else load_for_spec(spec))
+    except SweepFailed as exc:
+        print(exc, file=sys.stderr)
+        print(f"{n_runs - len(exc.failures)} of {n_runs} runs finished; {len(exc.failures)} failed (listed above)")
+        return 1
+    print(f"{n_runs} of {n_runs} runs finished")
+    return 0
 
 
 def _condense(results: pd.DataFrame) -> pd.DataFrame:

@@ -91,9 +91,17 @@ def lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA where available, else the CPU; an unknown name or CUDA on a machine without
+    it is refused with one message."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine; use auto or cpu")
+    return dev
 
 
 def seed_everything(seed: int) -> None:

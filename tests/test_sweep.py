@@ -207,6 +207,14 @@ def test_sweep_cli_runs_a_chapter_and_says_what_it_did(local_ray, tmp_path, caps
     assert len(list(tmp_path.glob("tfn/*/run.json"))) == n
     assert main(args) == 0
     assert "0 runs to train or evaluate" in capsys.readouterr().out
+    # a sweep whose runs fail says which, goes on with the others, and exits 1
+    if not torch.cuda.is_available():
+        failing = [*args[:args.index("--results-dir")], "--results-dir", str(tmp_path / "cuda"), "--engine", "local",
+                   "--device", "cuda", "--no-progress"]
+        assert main(failing) == 1
+        captured = capsys.readouterr()
+        assert f"0 of {n} runs finished; {n} failed" in captured.out
+        assert "CUDA is not available on this machine" in captured.err and "FAILED run " in captured.err
 
 
 # ---------------------------------------------------------------------------------------------

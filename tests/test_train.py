@@ -460,3 +460,14 @@ def test_split_metrics_reads_a_stored_run_on_validation_and_refuses_test(tmp_pat
     assert got["complete"]["MAE"] == pytest.approx(store.load(spec)["valid"]["MAE"])  # what selection saw
     with pytest.raises(ValueError, match="split must be 'train' or 'valid'"):
         split_metrics(spec, store, data, ("complete",), split="test")
+
+
+def test_bad_devices_are_refused_with_one_message():
+    from msa_lib.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:1': CUDA is not available on this machine"):
+            resolve_device("cuda:1")
