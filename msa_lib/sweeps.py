@@ -19,6 +19,7 @@ from .data import FETCHED, PRESETS, MSADataset, load_dataset
 from .data.synthetic import split_sizes
 from .experiments import data_options, dataset_paths, get_profile, settings_choices
 from .results import RunSpec
+from .train import TrainConfig
 
 __all__ = ["SweepPart", "benchmark_source", "compute_estimate", "cost_table", "read_benchmark", "run_counts", "sweep_command",
            "sweep_datasets", "sweep_parts", "throughput_table"]
@@ -179,7 +180,7 @@ def compute_estimate(benchmark: dict, profile: str = "paper", chapters: tuple[st
                     continue
                 train = speed[spec.model]["train_samples_per_s"]["median"]
                 evals = speed[spec.model]["infer_samples_per_s"]["median"]
-                epochs = spec.train_config.get("epochs", 1)
+                epochs = TrainConfig.from_dict(spec.train_config).epochs
                 seconds += epochs * (n["train"] / train + n["valid"] / evals) + len(spec.eval_protocols) * n["test"] / evals
                 runs += 1
         rows.append({"chapter": name, "runs": runs, "hours": seconds / 3600,
