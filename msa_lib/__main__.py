@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .chapters import CHAPTERS
-    from .runs import RayEngine, SweepFailed, load_for_spec, run_grid
+    from .runs import RayEngine, SweepFailed, data_key, load_for_spec, run_grid
     from .sweeps import benchmark_source, compute_estimate, read_benchmark, sweep_parts
 
     if args.chapter == "all" and (args.dataset or args.data_path):
@@ -231,9 +231,6 @@ def _sweep(args: argparse.Namespace) -> int:
             print(f"hours, an upper bound (every epoch to its cap), {args.profile} profile. {benchmark_source(bench)}")
             _print(compute_estimate(bench, args.profile, chapters).round(2))
         return 0
-
-    def data_key(spec: RunSpec) -> str:
-        return f"{spec.dataset}|{json.dumps(spec.data_options, sort_keys=True)}"
 
     # every part in one grid: Ray schedules the whole sweep at once, and runs chapters share are run once
     loaded = {data_key(s): part.data for part in parts if part.data is not None for s in part.specs}

@@ -23,8 +23,8 @@ from .models import MSAModel, build_model
 from .results import ResultsStore, RunSpec
 from .train import Trainer, TrainConfig, evaluate, resolve_device
 
-__all__ = ["RayEngine", "SweepFailed", "build_for_spec", "describe_spec", "evaluate_run", "finish_run", "init_ray",
-           "load_for_spec", "run_grid", "run_one", "split_metrics", "stored_model"]
+__all__ = ["RayEngine", "SweepFailed", "build_for_spec", "data_key", "describe_spec", "evaluate_run", "finish_run",
+           "init_ray", "load_for_spec", "run_grid", "run_one", "split_metrics", "stored_model"]
 
 
 def build_for_spec(spec: RunSpec, dataset: MSADataset) -> MSAModel:
@@ -195,7 +195,8 @@ def run_grid(specs: list[RunSpec], store: ResultsStore, device: str = "auto", pr
     return [store.load(spec) for spec in specs]
 
 
-def _data_key(spec: RunSpec) -> str:
+def data_key(spec: RunSpec) -> str:
+    """Which loaded dataset a spec trains on (its dataset name and data options)."""
     return f"{spec.dataset}|{sorted(spec.data_options.items())}"
 
 
@@ -210,10 +211,10 @@ def _run_locally(todo: list[RunSpec], store: ResultsStore, device: str, progress
     cache: dict[str, MSADataset] = {}
 
     def data_for(spec: RunSpec) -> MSADataset:
-        if _data_key(spec) not in cache:
+        if data_key(spec) not in cache:
             cache.clear()  # hold one dataset in memory at a time
-            cache[_data_key(spec)] = loader(spec)
-        return cache[_data_key(spec)]
+            cache[data_key(spec)] = loader(spec)
+        return cache[data_key(spec)]
 
     failures: list[tuple[RunSpec, str]] = []
     for spec in todo:
@@ -296,9 +297,9 @@ def _run_on_ray(todo: list[RunSpec], store: ResultsStore, device: str, loader: C
                     _report(bar, failures, spec, f"not run: the run it starts from ({spec.init_from}) failed")
                 elif not blocked(spec):
                     del waiting[key]
-                    if _data_key(spec) not in refs:
-                        refs[_data_key(spec)] = ray.put(loader(spec))
-                    running[task.remote(spec, str(store.root), [refs[_data_key(spec)]], device, threads)] = spec
+                    if data_key(spec) not in refs:
+                        refs[data_key(spec)] = ray.put(loader(spec))
+                    running[task.remote(spec, str(store.root), [refs[data_key(spec)]], device, threads)] = spec
             bar.set_postfix(running=len(running), failed=len(failures))
             if not running:  # every waiting run was dropped (its start failed)
                 continue
