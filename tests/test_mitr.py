@@ -233,13 +233,23 @@ def test_distillation_targets_are_not_detached_in_the_shared_reading() -> None:
     assert torch.allclose(shared, attached, atol=1e-6) and not torch.allclose(shared, detached, atol=1e-4)
 
 
-def test_inference_uses_only_the_given_input() -> None:
-    net, batch = model(), make_batch()
+@pytest.mark.parametrize("teacher", ["shared", "frozen"])
+def test_inference_uses_only_the_given_input_and_a_validation_batch_gets_the_loss_terms(teacher: str) -> None:
+    net, batch = model(teacher=teacher, **({"phase": "student"} if teacher == "frozen" else {})), make_batch()
     net.eval()
-    out = net(batch)
+    bare = Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep, complete=None)
+    out = net(bare)
     assert out.losses == {} and out.prediction.shape == (5,)
-    other = Batch(features=batch.features, lengths=batch.lengths, keep=batch.keep, complete=None)
-    assert torch.equal(net(other).prediction, out.prediction)
+    # eval mode with the complete input beside the masked one: what the validation total loss reads
+    valid = net(batch)
+    expected = {t for ts in TERMS.values() for t in ts} - ({"teacher"} if teacher == "frozen" else set())
+    assert set(valid.losses) == expected and all(torch.isfinite(v) for v in valid.losses.values())
+    # the complete input never reaches the prediction (the shared reading runs both views as one batch)
+    assert torch.allclose(valid.prediction, out.prediction, atol=1e-6)
+    with torch.no_grad():  # and the terms are the model's, e.g. Eq. 13 against the teacher on the complete input
+        s, t = net.student(batch.features, batch.lengths), net.teacher(batch.complete, batch.lengths)
+        dis = sum(F.mse_loss(s["X"][m], t["X"][m]) for m in MODALITIES)
+    assert valid.losses["dis_ts_mib"].item() == pytest.approx(dis.item(), rel=1e-5)
 
 
 def test_unaligned_lengths_and_classification_outputs() -> None:
@@ -392,3 +402,69 @@ def test_a_training_batch_of_one_sample_gives_finite_losses(teacher: str) -> Non
     one = make_batch(B=1)
     out = net(one)
     assert out.prediction.shape == (1,) and all(torch.isfinite(v) for v in out.losses.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# early stopping on the validation total loss (the released code's criterion; the issue's)
+# ---------------------------------------------------------------------------------------------
+
+def test_chapter_selects_on_the_validation_total_loss_and_the_mae_reading_differs_only_there() -> None:
+    from msa_lib.experiments import get_profile
+    from msa_lib.train import VALID_LOSS
+
+    for row in ("mosi", "sims"):
+        assert mitr.model_setup("mitr_dnet", row, get_profile("book"))[1]["select_metric"] == VALID_LOSS
+    out = {s.label: s for s in mitr.specs("synthetic:sims", None, get_profile("smoke"), [1], kind="sims",
+                                         variants=(mitr.MAIN, mitr.SELECT_MAE), with_tfn=False)
+           if s.train_protocol == "frame:0.3"}
+    main, mae = out[mitr.MAIN], out[mitr.SELECT_MAE]
+    assert main.train_config["select_metric"] == VALID_LOSS and mae.train_config["select_metric"] == "MAE"
+    assert main.model_config == mae.model_config and main.key != mae.key
+    assert {k: v for k, v in main.train_config.items() if k != "select_metric"} == \
+        {k: v for k, v in mae.train_config.items() if k != "select_metric"}
+    assert mitr.SELECT_MAE in mitr.ablation_variants("mosi") and mitr.SELECT_MAE in mitr.ABLATION_COMPARISONS
+
+
+@pytest.mark.parametrize("teacher", ["shared", "frozen"])
+def test_training_selects_the_epoch_of_the_lowest_validation_total_loss(teacher: str) -> None:
+    from msa_lib.missing import mask_split
+    from msa_lib.train import VALID_LOSS, SplitTensors
+
+    data = tiny_dataset()
+    net = model(data.dims, teacher=teacher)
+    weights = mitr.loss_weights("mosi")
+    cfg = TrainConfig(epochs=4, patience=None, task_loss="l1", progress=False, select_metric=VALID_LOSS,
+                      loss_weights=weights, device="cpu")
+    trainer = Trainer(net, data, cfg, train_protocol="frame:0.4", seed=2)
+    history = trainer.fit()
+    last = [h for h in history if h["stage"] == history[-1]["stage"]]
+    assert trainer.best_epoch == int(torch.tensor([h[f"valid/{VALID_LOSS}"] for h in last]).argmin())
+    assert trainer.health["selected_on"] == VALID_LOSS
+    if teacher == "frozen":  # the teacher stage (Eq. 11): its validation loss is the L1 task term = MAE
+        first = [h for h in history if h["stage"] == "teacher"]
+        assert all(h[f"valid/{VALID_LOSS}"] == pytest.approx(h["valid/MAE"], rel=1e-5) for h in first)
+    # the student's: the weighted total of every term on the masked validation split, eval mode
+    valid = mask_split(data["valid"], "frame:0.4", cfg.mask_seed)
+    batch = SplitTensors(valid).batch(torch.arange(len(valid)), SplitTensors(data["valid"]))
+    net.eval()
+    with torch.no_grad():
+        out = net(batch)
+        mae = F.l1_loss(out.prediction, batch.labels)
+        direct = mae + sum(weights.get(k, 1.0) * v for k, v in out.losses.items())
+    assert set(out.losses) >= set(TERMS["dis"]) | set(TERMS["rec"]) | set(TERMS["sim"])
+    assert trainer.validation_loss(valid, SplitTensors(data["valid"])) == pytest.approx(float(direct), rel=1e-5)
+    assert float(direct) != pytest.approx(float(mae), rel=1e-3)  # the auxiliary terms are in it
+
+
+def test_the_paper_profile_trains_the_papers_seeds(monkeypatch) -> None:
+    from msa_lib.experiments import get_profile
+
+    def seeds_of(profile: str, seeds: str = "") -> set[int]:
+        return {s.seed for s in mitr.sweep_specs("synthetic:sims", None, get_profile(profile), seeds, kind="sims")}
+
+    assert seeds_of("paper") == set(mitr.PAPER_SEEDS) == {111, 1111, 11111}
+    assert seeds_of("book") == {1, 2, 3} and seeds_of("paper", "7,8") == {7, 8}
+    asked = []
+    monkeypatch.setattr(mitr, "run_chapter", lambda *args, **kw: asked.append(args[5]))
+    mitr.run(profile="paper"), mitr.ablation(profile="paper"), mitr.run(profile="smoke"), mitr.run(profile="paper", seeds="5")
+    assert asked == ["111,1111,11111", "111,1111,11111", "", "5"]

@@ -309,9 +309,10 @@ class MITRDNet(MSAModel):
     """Teacher (complete input) and student (masked input); see :class:`MITRConfig` for the readings.
 
     Training batches carry the masked input in ``features`` and the complete one in ``complete``
-    (any training protocol; the trainer fills ``complete``). At inference the student (the shared
-    network, or the frozen reading's student; in the frozen reading's teacher stage, the teacher)
-    predicts from the input it is given.
+    (any training protocol; the trainer fills ``complete``) and get the loss terms; so do the
+    validation-loss batches (eval mode, no dropout), which early stopping selects on. At inference
+    (no ``complete``) the student (the shared network, or the frozen reading's student; in the
+    frozen reading's teacher stage, the teacher) predicts from the input it is given.
     """
 
     display_name = "MITR-DNet"
@@ -341,15 +342,15 @@ class MITRDNet(MSAModel):
         c = self.config
         teacher_only = c.teacher == "frozen" and self.stage == "teacher"
         net = self.teacher if teacher_only else self.student
-        training = self.training and not teacher_only and batch.complete is not None
-        if training and c.teacher == "shared":  # one network: both views in one batch (no op mixes samples)
+        with_losses = not teacher_only and batch.complete is not None  # training or the validation loss
+        if with_losses and c.teacher == "shared":  # one network: both views in one batch (no op mixes samples)
             both = net({m: torch.cat([batch.features[m], batch.complete[m]]) for m in MODALITIES},
                        {m: torch.cat([batch.lengths[m], batch.lengths[m]]) for m in MODALITIES})
             s, t = split_outputs(both, batch.size)
         else:
             s = net(batch.features, batch.lengths)
         out = ModelOutput(prediction=self._shape(s["out"]), representation=s["Y"])
-        if not training:
+        if not with_losses:
             return out  # inference, or Eq. 11 (the trainer's task loss alone)
         if c.teacher == "frozen":
             with torch.no_grad():
