@@ -45,6 +45,11 @@ def test_notebook_has_parameters_and_is_stored_executed_under_smoke(path):
     assert all({"hide-input", "remove-input"} & set(c.metadata.get("tags", [])) for c in nb.cells if c.cell_type == "code")
     assert "remove-input" in params[0].metadata["tags"]
     assert 'profile: str = "smoke"' in params[0].source
+    # papermill reads every parameter (a line it cannot parse, e.g. with a second "=" in its help
+    # comment, is dropped from --help-notebook and the type-aware injection, with only a log line)
+    import papermill
+
+    assert set(papermill.inspect_notebook(str(path))) == names
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), "commit notebooks executed (papermill) so nbval compares"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
